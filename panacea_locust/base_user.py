@@ -1,0 +1,114 @@
+"""``PanaceaAPIUser``: one simulated Panacea user, with its own identity, session and data pool.
+
+Built on ``FastHttpUser`` (geventhttpclient), about four times the throughput of
+``HttpUser`` per core, so the load generator measures the API rather than itself.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, ClassVar
+
+import orjson
+from gevent import Timeout as GeventTimeout
+from locust import FastHttpUser, between
+
+from panacea_locust import __version__
+from panacea_locust.config import ENDPOINTS, get_settings
+from panacea_locust.payload_generator import RequestSpec, UserPool
+from panacea_locust.run_context import get_context
+from panacea_locust.user_index import allocator
+
+_settings = get_settings()
+_REQUIRED_KEYS = {_settings.endpoint_path(e.key): e.response_keys for e in ENDPOINTS}
+_TIMEOUTS = (socket.timeout, TimeoutError, GeventTimeout)
+
+
+def failure_reason(status: int, error: BaseException | None) -> str:
+    """A short reason that groups well in Locust's failure table and in summary.json."""
+    if status == 0 or error is not None and status < 100:
+        if isinstance(error, _TIMEOUTS) or "timed out" in str(error).lower():
+            return "timeout"
+        return f"connection error ({type(error).__name__})" if error else "connection error"
+    if status == 429:
+        return "HTTP 429 (rate limited)"
+    return f"HTTP {status}"
+
+
+class PanaceaAPIUser(FastHttpUser):
+    """Abstract base of every user type: identity, headers and the response check."""
+
+    abstract = True
+    wait_time = between(_settings.standard_wait_min, _settings.standard_wait_max)
+    network_timeout = _settings.request_timeout
+    connection_timeout = _settings.request_timeout
+
+    #: filled in by ``on_start``; class-level defaults keep type checkers informed
+    index: int = -1
+    pool: UserPool
+    user_id: str = ""
+    session_id: str = ""
+    request_headers: ClassVar[dict[str, str]] = {}
+
+    def on_start(self) -> None:
+        """Take a global index and build this user's pools: once per virtual user."""
+        ctx = get_context()
+        self.index = allocator.next_index()
+        self.pool = UserPool.build(self.index, ctx.settings, ctx.pool_data)
+        self.user_id, self.session_id = self.pool.user_id, self.pool.session_id
+        token = ctx.settings.panacea_auth_token
+        bearer = token.get_secret_value() if token else f"mock-token-{self.user_id}"
+        self.request_headers = {  # type: ignore[misc]  # per instance on purpose
+            "X-Session-Id": self.session_id,
+            "Authorization": f"Bearer {bearer}",
+            "Content-Type": "application/json",
+            "User-Agent": f"PanaceaLocust/{__version__} User-{self.user_id}",
+        }
+        ctx.tally.user_started(type(self).__name__, self.pool.session_from_database)
+
+    def call_endpoint(self, key: str) -> None:
+        """Build endpoint ``key``'s payload from this user's pool and send it."""
+        self._make_request(get_context().payloads.build(key, self.pool))
+
+    def _make_request(self, spec: RequestSpec) -> Any:
+        """Send one request and classify its response; returns the JSON body on success.
+
+        200 with the documented JSON object is a success; a status listed in
+        ``ACCEPTABLE_STATUS_CODES`` is not a failure but is counted per endpoint and code;
+        anything else fails with a reason (HTTP code, timeout, connection error, bad body).
+        """
+        body = orjson.dumps(spec.json) if spec.json is not None else None
+        with self.client.request(
+            spec.method, spec.url, name=spec.name, data=body,
+            headers=self.request_headers, catch_response=True,
+        ) as response:  # fmt: skip
+            status = response.status_code or 0
+            if status == 200:
+                try:
+                    parsed = orjson.loads(response.content or b"")
+                except orjson.JSONDecodeError:
+                    response.failure("HTTP 200 with a body that is not JSON")
+                    return None
+                missing = _missing_keys(spec.name, parsed)
+                if missing:
+                    response.failure(f"HTTP 200 without documented key(s) {missing}")
+                    return None
+                response.success()
+                return parsed
+            ctx = get_context()
+            if status in ctx.settings.acceptable_status_codes:
+                response.success()
+                ctx.tally.acceptable_response(spec.name, status)
+                return None
+            response.failure(failure_reason(status, getattr(response, "error", None)))
+            return None
+
+
+def _missing_keys(name: str, parsed: Any) -> str:
+    if not isinstance(parsed, dict):
+        return "(not a JSON object)"
+    required = _REQUIRED_KEYS.get(name)
+    if not required:
+        return ""
+    missing = required.difference(parsed)
+    return ", ".join(sorted(missing))

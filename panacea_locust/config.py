@@ -1,0 +1,352 @@
+"""Every setting of a run, read from environment variables and checked before any request.
+
+Names follow the original design (``PANACEA_HOST``, ``BUNDLE_ID_MIN`` ...), so existing
+shell set-ups keep working. A bad value raises :class:`ConfigError` whose message is one line
+naming the variable, the value and the rule; callers turn it into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; ``str(err)`` is the one-line message shown to the user."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One insights endpoint of the contract, and its defaults."""
+
+    key: str  #: settings prefix: ``<KEY>_PATH`` and ``<KEY>_WEIGHT``
+    method: str
+    path: str  #: the contract's path; ``{name}`` marks a path parameter
+    weight: int  #: the contract's default task weight
+    analytics_weight: int  #: weight for AnalyticsUser (logs analytics and reports weighted up)
+    response_keys: frozenset[str]  #: keys a documented 200 body always has
+
+
+def _keys(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+#: The twelve endpoints, in the contract's order.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("LOGS_ANALYZE", "POST", "/api/v1/logs/analyze", 3, 1, _keys("bundle_id", "status", "sfdc_case_no")),
+    Endpoint("LOGS_INFO", "GET", "/api/v1/logs/info", 4, 2, _keys("bundle_id", "sfdc_case_no", "total_lines")),
+    Endpoint("LOGS_SEVERITY_COUNT", "POST", "/api/v1/logs/severity-count", 3, 8, _keys("counts")),
+    Endpoint("LOGS_HISTOGRAM", "POST", "/api/v1/logs/histogram", 2, 8, _keys("interval", "buckets")),
+    Endpoint("LOGS_HEATMAP", "POST", "/api/v1/logs/heatmap", 2, 8, _keys("rows", "columns", "values")),
+    Endpoint("LOGS_SEARCH", "POST", "/api/v1/logs/search", 3, 8, _keys("total", "page_no", "page_size", "results")),
+    Endpoint("LOGS_FILTER_OPTIONS", "GET", "/api/v1/logs/filter-options", 2, 2, _keys("components", "log_levels", "cvm_ips")),
+    Endpoint("EVENTS", "GET", "/api/v1/events", 2, 1, _keys("total", "events")),
+    Endpoint("AI_REPORT_SUMMARY", "GET", "/api/v1/ai/report_summary", 1, 1, _keys("bundle_id", "summary")),
+    Endpoint("AI_ASK_AI", "POST", "/api/v1/ai/ask-ai", 1, 1, _keys("bundle_id", "answer")),
+    Endpoint("REPORTS", "POST", "/api/v1/reports", 2, 6, _keys("total", "reports")),
+    Endpoint(
+        "BUNDLE_PATHS_BY_CASE", "GET", "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}", 1, 1,
+        _keys("sfdc_case_no", "paths"),
+    ),
+)
+ENDPOINTS_BY_KEY: dict[str, Endpoint] = {e.key: e for e in ENDPOINTS}
+#: Request names (rows in Locust's statistics and in summary.json), in the contract's order.
+ENDPOINT_NAMES: tuple[str, ...] = tuple(e.path for e in ENDPOINTS)
+
+_PATH_RE = re.compile(r"^/[A-Za-z0-9_./{}-]*$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token")
+#: database, table and column names are backquoted in SQL, and must also match this
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+CLICKHOUSE_IDENTIFIER_FIELDS = (
+    "clickhouse_database",
+    "clickhouse_user_sessions_table", "clickhouse_log_bundles_table",
+    "clickhouse_combo_bundles_table", "clickhouse_sfdc_cases_table",
+    "clickhouse_user_id_column", "clickhouse_session_id_column", "clickhouse_created_at_column",
+    "clickhouse_bundle_id_column", "clickhouse_sfdc_case_column", "clickhouse_bundle_path_column",
+    "clickhouse_status_column", "clickhouse_combo_id_column", "clickhouse_combo_bundle_ids_column",
+)  # fmt: skip
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one process; see the README's settings table."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- target and run -------------------------------------------------------------------
+    panacea_host: str | None = None
+    panacea_auth_token: SecretStr | None = None
+    locust_min_users: NonNegInt = 1
+    locust_max_users: PositiveInt = 100
+    locust_spawn_rate: PositiveFloat = 2.0
+    request_timeout: PositiveFloat = 30.0
+    acceptable_status_codes: Annotated[frozenset[int], NoDecode] = frozenset({400, 404})
+    loadtest_seed: int | None = None
+    results_dir: str = "results"
+    slo_file: str | None = None
+
+    # --- data distribution ----------------------------------------------------------------
+    bundle_id_min: PositiveInt = 800
+    bundle_id_max: PositiveInt = 1000
+    bundle_id_range_per_user: PositiveInt = 50
+    bundle_id_overlap_percentage: float = 0.3
+    combo_id_min: PositiveInt = 1
+    combo_id_max: PositiveInt = 200
+    combo_id_range_per_user: PositiveInt = 20
+    sfdc_cases_per_user: PositiveInt = 10
+    sfdc_case_base: Annotated[int, Field(ge=0, le=899_999_999)] = 12_340_000
+    bundle_paths_per_user: PositiveInt = 15
+    user_pool_size: PositiveInt = 1000
+    user_id_prefix: str = "loadtest_user"
+
+    # --- user types -----------------------------------------------------------------------
+    heavy_user_weight: NonNegInt = 1
+    light_user_weight: NonNegInt = 3
+    analytics_user_weight: NonNegInt = 0
+    heavy_wait_min: NonNegFloat = 0.5
+    heavy_wait_max: NonNegFloat = 1.0
+    light_wait_min: NonNegFloat = 2.0
+    light_wait_max: NonNegFloat = 4.0
+    standard_wait_min: NonNegFloat = 1.0
+    standard_wait_max: NonNegFloat = 2.0
+
+    # --- ClickHouse (database mode) -------------------------------------------------------
+    use_database_data: bool = False
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: Annotated[int, Field(ge=1, le=65535)] = 9000
+    clickhouse_database: str = "panacea"
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_connect_timeout: PositiveFloat = 5.0
+    clickhouse_query_timeout: PositiveFloat = 30.0
+    db_users_limit: PositiveInt = 1000
+    db_bundle_ids_limit: PositiveInt = 500
+    db_combo_ids_limit: PositiveInt = 100
+    db_sfdc_cases_limit: PositiveInt = 200
+    # table and column names, for an installation that names them otherwise (see SPEC's
+    # reference schema); a column name applies in every table that has that column
+    clickhouse_user_sessions_table: str = "user_sessions"
+    clickhouse_log_bundles_table: str = "log_bundles"
+    clickhouse_combo_bundles_table: str = "combo_bundles"
+    clickhouse_sfdc_cases_table: str = "sfdc_cases"
+    clickhouse_user_id_column: str = "user_id"
+    clickhouse_session_id_column: str = "session_id"
+    clickhouse_created_at_column: str = "created_at"
+    clickhouse_bundle_id_column: str = "bundle_id"
+    clickhouse_sfdc_case_column: str = "sfdc_case_no"
+    clickhouse_bundle_path_column: str = "remote_log_bundle_path"
+    clickhouse_status_column: str = "status"
+    clickhouse_combo_id_column: str = "combo_id"
+    clickhouse_combo_bundle_ids_column: str = "bundle_ids"
+    clickhouse_active_status: str = "completed"  #: the status that makes a bundle "active"
+
+    # --- endpoints: <KEY>_PATH and <KEY>_WEIGHT -------------------------------------------
+    logs_analyze_path: str = ENDPOINTS_BY_KEY["LOGS_ANALYZE"].path
+    logs_analyze_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_ANALYZE"].weight
+    logs_info_path: str = ENDPOINTS_BY_KEY["LOGS_INFO"].path
+    logs_info_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_INFO"].weight
+    logs_severity_count_path: str = ENDPOINTS_BY_KEY["LOGS_SEVERITY_COUNT"].path
+    logs_severity_count_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_SEVERITY_COUNT"].weight
+    logs_histogram_path: str = ENDPOINTS_BY_KEY["LOGS_HISTOGRAM"].path
+    logs_histogram_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_HISTOGRAM"].weight
+    logs_heatmap_path: str = ENDPOINTS_BY_KEY["LOGS_HEATMAP"].path
+    logs_heatmap_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_HEATMAP"].weight
+    logs_search_path: str = ENDPOINTS_BY_KEY["LOGS_SEARCH"].path
+    logs_search_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_SEARCH"].weight
+    logs_filter_options_path: str = ENDPOINTS_BY_KEY["LOGS_FILTER_OPTIONS"].path
+    logs_filter_options_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_FILTER_OPTIONS"].weight
+    events_path: str = ENDPOINTS_BY_KEY["EVENTS"].path
+    events_weight: NonNegInt = ENDPOINTS_BY_KEY["EVENTS"].weight
+    ai_report_summary_path: str = ENDPOINTS_BY_KEY["AI_REPORT_SUMMARY"].path
+    ai_report_summary_weight: NonNegInt = ENDPOINTS_BY_KEY["AI_REPORT_SUMMARY"].weight
+    ai_ask_ai_path: str = ENDPOINTS_BY_KEY["AI_ASK_AI"].path
+    ai_ask_ai_weight: NonNegInt = ENDPOINTS_BY_KEY["AI_ASK_AI"].weight
+    reports_path: str = ENDPOINTS_BY_KEY["REPORTS"].path
+    reports_weight: NonNegInt = ENDPOINTS_BY_KEY["REPORTS"].weight
+    bundle_paths_by_case_path: str = ENDPOINTS_BY_KEY["BUNDLE_PATHS_BY_CASE"].path
+    bundle_paths_by_case_weight: NonNegInt = ENDPOINTS_BY_KEY["BUNDLE_PATHS_BY_CASE"].weight
+
+    # --- field rules ----------------------------------------------------------------------
+    @field_validator("acceptable_status_codes", mode="before")
+    @classmethod
+    def _parse_codes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be a comma-separated list of HTTP status codes") from None
+        return value
+
+    @field_validator("acceptable_status_codes")
+    @classmethod
+    def _check_codes(cls, value: frozenset[int]) -> frozenset[int]:
+        bad = sorted(c for c in value if not 100 <= c <= 599 or 200 <= c <= 299)
+        if bad:
+            raise ValueError("must list non-2xx HTTP status codes between 100 and 599")
+        if 401 in value:
+            raise ValueError("must not include 401: a missing or bad token is always a failure")
+        return value
+
+    @field_validator("bundle_id_overlap_percentage")
+    @classmethod
+    def _check_overlap(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError("must be at least 0 and below 1 (a fraction, 0.3 means 30%)")
+        return value
+
+    @field_validator("user_id_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX_RE.match(value):
+            raise ValueError("must be non-empty letters, digits, '_', '.' or '-'")
+        return value
+
+    @field_validator(*CLICKHOUSE_IDENTIFIER_FIELDS)
+    @classmethod
+    def _check_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER_RE.match(value):
+            raise ValueError("must be a plain name: a letter or '_', then letters, digits or '_'")
+        return value
+
+    @field_validator("panacea_host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator(*(f"{e.key.lower()}_path" for e in ENDPOINTS))
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not _PATH_RE.match(value):
+            raise ValueError("must be an absolute URL path starting with '/'")
+        return value
+
+    # --- relations between fields ---------------------------------------------------------
+    @model_validator(mode="after")
+    def _check_relations(self) -> Settings:
+        def fail(field: str, rule: str) -> None:
+            raise _RelationError(field, getattr(self, field), rule)
+
+        if self.bundle_id_min > self.bundle_id_max:
+            fail("bundle_id_min", f"must not exceed BUNDLE_ID_MAX ({self.bundle_id_max})")
+        n_bundles = self.bundle_id_max - self.bundle_id_min + 1
+        if self.bundle_id_range_per_user > n_bundles:
+            fail(
+                "bundle_id_range_per_user",
+                f"must not exceed the {n_bundles} ids from BUNDLE_ID_MIN to BUNDLE_ID_MAX",
+            )
+        if self.combo_id_min > self.combo_id_max:
+            fail("combo_id_min", f"must not exceed COMBO_ID_MAX ({self.combo_id_max})")
+        n_combos = self.combo_id_max - self.combo_id_min + 1
+        if self.combo_id_range_per_user > n_combos:
+            fail(
+                "combo_id_range_per_user",
+                f"must not exceed the {n_combos} ids from COMBO_ID_MIN to COMBO_ID_MAX",
+            )
+        if self.sfdc_cases_per_user > self.bundle_id_range_per_user:
+            fail(
+                "sfdc_cases_per_user",
+                f"must not exceed BUNDLE_ID_RANGE_PER_USER ({self.bundle_id_range_per_user}): "
+                "each case belongs to one of the user's bundles",
+            )
+        if self.sfdc_case_base + self.bundle_id_max > 999_999_999:
+            fail("sfdc_case_base", "plus BUNDLE_ID_MAX must stay within 9 digits")
+        for kind in ("heavy", "light", "standard"):
+            low, high = getattr(self, f"{kind}_wait_min"), getattr(self, f"{kind}_wait_max")
+            if low > high:
+                fail(f"{kind}_wait_min", f"must not exceed {kind.upper()}_WAIT_MAX ({high})")
+        if self.locust_min_users > self.locust_max_users:
+            fail("locust_min_users", f"must not exceed LOCUST_MAX_USERS ({self.locust_max_users})")
+        if self.locust_max_users > self.user_pool_size:
+            fail("locust_max_users", f"must not exceed USER_POOL_SIZE ({self.user_pool_size})")
+        if self.heavy_user_weight + self.light_user_weight + self.analytics_user_weight == 0:
+            fail("heavy_user_weight", "and the other user weights must not all be 0")
+        if all(self.endpoint_weight(e.key) == 0 for e in ENDPOINTS):
+            fail("logs_info_weight", "and the other endpoint weights must not all be 0")
+        return self
+
+    # --- accessors ------------------------------------------------------------------------
+    def endpoint_path(self, key: str) -> str:
+        return str(getattr(self, f"{key.lower()}_path"))
+
+    def endpoint_weight(self, key: str) -> int:
+        return int(getattr(self, f"{key.lower()}_weight"))
+
+    @property
+    def seed(self) -> int | None:
+        return self.loadtest_seed
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets replaced by ``"***"``.
+
+        Keys are the environment variable names, so a summary reads like the shell set-up.
+        """
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in _SECRET_FIELDS:
+                value = "***" if value is not None and value.get_secret_value() else None
+            elif isinstance(value, frozenset):
+                value = sorted(value)
+            out[name.upper()] = value
+        return out
+
+
+class _RelationError(ValueError):
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        super().__init__(rule)
+        self.field, self.value, self.rule = field, value, rule
+
+
+def _show(field: str, value: Any) -> str:
+    if field in _SECRET_FIELDS:
+        return "'***'"
+    return repr(value) if isinstance(value, str) else f"'{value}'"
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the settings from the environment (``overrides`` win), or raise ConfigError."""
+    try:
+        return Settings(**{k.lower(): v for k, v in (overrides or {}).items()})
+    except _RelationError as err:  # raised bare by the after-validator on pydantic >= 2.x
+        raise ConfigError(_relation_message(err)) from None
+    except ValidationError as err:
+        raise ConfigError(_validation_message(err)) from None
+
+
+def _relation_message(err: _RelationError) -> str:
+    return f"invalid setting {err.field.upper()}={_show(err.field, err.value)}: {err.rule}"
+
+
+def _validation_message(err: ValidationError) -> str:
+    first = err.errors()[0]
+    ctx = first.get("ctx") or {}
+    inner = ctx.get("error")
+    if isinstance(inner, _RelationError):
+        return _relation_message(inner)
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"invalid setting {field.upper()}={_show(field, first.get('input'))}: {msg}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (the environment does not change mid-run)."""
+    return load_settings()

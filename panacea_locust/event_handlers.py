@@ -1,0 +1,364 @@
+"""Locust event listeners: set-up at ``init``, counting, progress, verdict and results export.
+
+Importing this module registers the listeners (the locustfile imports it). Results are
+written by the master (or the single local process) when a test stops, when Locust quits,
+and after Ctrl-C or SIGTERM, so an interrupted run still leaves its ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from panacea_locust.config import ENDPOINTS, ConfigError, Settings
+from panacea_locust.results import (
+    TOTAL,
+    EndpointCounts,
+    build_summary,
+    create_run_dir,
+    render_table,
+    verdict_line,
+    write_results,
+)
+from panacea_locust.run_context import get_context
+from panacea_locust.thresholds import EXIT_THRESHOLDS_FAILED, SLO, AbortTracker, SLOError, load_slo
+from panacea_locust.user_index import allocator
+
+logger = logging.getLogger("panacea_locust")
+
+#: set by ``panacea-locust run``: the folder (already created) this run writes into
+RUN_DIR_ENV = "PANACEA_RUN_DIR"
+PROGRESS_ENV = "PANACEA_PROGRESS"
+
+
+class _RunState:
+    """What the master (or local process) remembers about the test in progress."""
+
+    def __init__(self) -> None:
+        self.slo: SLO | None = None
+        self.started_at: datetime | None = None
+        self.started_monotonic = 0.0
+        self.ended_at: datetime | None = None
+        self.written = True  # nothing to write before the first test starts
+        self.run_dir: Path | None = None
+        self.aborted: str | None = None
+        self.thresholds_passed: bool | None = None
+        self.greenlets: list[gevent.Greenlet] = []
+
+
+state = _RunState()
+
+
+def endpoint_names(settings: Settings) -> tuple[str, ...]:
+    return tuple(settings.endpoint_path(e.key) for e in ENDPOINTS)
+
+
+def _fail_start(message: str) -> None:
+    sys.stderr.write(f"panacea-locust: {message}\n")
+    sys.exit(2)
+
+
+# --- command line --------------------------------------------------------------------------
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any, **_: Any) -> None:
+    group = parser.add_argument_group("panacea-locust")
+    group.add_argument("--scenario", type=str, default="", help="Scenario name (results label).")
+    group.add_argument("--label", type=str, default="", help="Label of the results folder.")
+    group.add_argument(
+        "--slo-file", type=str, default="", help="TOML thresholds deciding pass/fail (SLO_FILE)."
+    )
+    group.add_argument(
+        "--analytics-user-weight", type=int, default=-1,
+        help="Weight of AnalyticsUser (overrides ANALYTICS_USER_WEIGHT).",
+    )  # fmt: skip
+    group.add_argument(
+        "--results-dir", type=str, default="", help="Where run folders go (RESULTS_DIR)."
+    )
+    group.add_argument(
+        "--progress", action="store_true", default=False, help="Print a live progress line."
+    )
+
+
+# --- set-up --------------------------------------------------------------------------------
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    ctx = get_context()
+    options = environment.parsed_options
+    ctx.options = options
+    runner = environment.runner
+    if runner is not None:
+        allocator.install(runner)
+    weight = getattr(options, "analytics_user_weight", -1) if options else -1
+    if weight is not None and weight >= 0:
+        for cls in environment.user_classes:
+            if cls.__name__ == "AnalyticsUser":
+                cls.weight = weight
+    if not isinstance(runner, WorkerRunner):
+        slo_path = (getattr(options, "slo_file", "") if options else "") or ctx.settings.slo_file
+        if slo_path:
+            try:
+                state.slo = load_slo(slo_path, endpoint_names(ctx.settings))
+            except SLOError as err:
+                _fail_start(str(err))
+    if not isinstance(runner, MasterRunner):
+        _load_pool_data(ctx)
+    logger.info(
+        "panacea-locust: target %s, data source %s",
+        environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
+    )  # fmt: skip
+    logger.debug("effective configuration: %s", ctx.settings.masked())
+
+
+def _load_pool_data(ctx: Any) -> None:
+    """Database mode loads ids once per process; generated mode needs nothing."""
+    if ctx.settings.use_database_data:
+        from panacea_locust.clickhouse_dao import load_pool_data
+
+        ctx.pool_data = load_pool_data(ctx.settings)
+    ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
+
+
+# --- counting ------------------------------------------------------------------------------
+@events.request.add_listener
+def _on_request(name: str, response_time: float, **_: Any) -> None:
+    get_context().tally.record(name, response_time)
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
+    data["panacea"] = get_context().tally.drain()
+
+
+@events.worker_report.add_listener
+def _on_worker_report(data: dict[str, Any], **_: Any) -> None:
+    report = data.get("panacea")
+    if report:
+        get_context().tally.merge(report)
+
+
+# --- test lifecycle ------------------------------------------------------------------------
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    ctx = get_context()
+    allocator.reset()
+    if not _is_first_test():
+        ctx.tally.reset()
+        ctx.tally.data_sources.clear()
+        if not isinstance(environment.runner, MasterRunner):
+            ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
+    state.started_at = datetime.now(timezone.utc)
+    state.started_monotonic = time.monotonic()
+    state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
+    state.thresholds_passed = None
+    for greenlet in state.greenlets:
+        greenlet.kill(block=False)
+    state.greenlets = []
+    if state.slo is not None and state.slo.abort_rules():
+        state.greenlets.append(gevent.spawn(_abort_monitor, environment, state.slo))
+    if _progress_enabled():
+        state.greenlets.append(gevent.spawn(_progress_printer, environment))
+
+
+_tests_started = 0
+
+
+def _is_first_test() -> bool:
+    global _tests_started
+    _tests_started += 1
+    return _tests_started == 1
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner) or state.started_at is None:
+        return
+    state.ended_at = datetime.now(timezone.utc)
+    options = environment.parsed_options
+    if options is not None and not options.headless:
+        # Web UI: each test is a run; give the workers' last reports a moment to arrive.
+        gevent.spawn_later(2.0, export_results, environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    for greenlet in state.greenlets:
+        greenlet.kill(block=False)
+    if not state.written:
+        export_results(environment)
+    if state.thresholds_passed is not None:
+        environment.process_exit_code = 0 if state.thresholds_passed else EXIT_THRESHOLDS_FAILED
+
+
+# --- building and writing the summary ------------------------------------------------------
+def _reason(error: str) -> str:
+    """``CatchResponseError('HTTP 500')`` (how Locust stores a failure) becomes ``HTTP 500``."""
+    for prefix in ("CatchResponseError(", "CatchResponseError:"):
+        if error.startswith(prefix):
+            return error[len(prefix) :].rstrip(")").strip("'\" ")
+    return error
+
+
+def collect_summary(environment: Environment, final: bool = True) -> dict[str, Any]:
+    """The results contract for the run so far, from Locust's stats and this tally."""
+    ctx = get_context()
+    stats = environment.stats
+    counts: dict[str, EndpointCounts] = {}
+    for (name, _method), entry in stats.entries.items():
+        c = counts.setdefault(name, EndpointCounts())
+        c.requests += entry.num_requests
+        c.failures += entry.num_failures
+        c.rps += entry.total_rps
+    for error in stats.errors.values():
+        c = counts.setdefault(error.name, EndpointCounts())
+        reason = _reason(str(error.error))
+        c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0) + error.occurrences
+    total = EndpointCounts(
+        stats.total.num_requests, stats.total.num_failures, stats.total.total_rps
+    )
+    now = state.ended_at or datetime.now(timezone.utc)
+    started = state.started_at or now
+    run = {
+        "id": state.run_dir.name if state.run_dir else None,
+        "label": _label(environment),
+        "host": environment.host or ctx.settings.panacea_host,
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "ended_at": now.isoformat().replace("+00:00", "Z"),
+        "duration_s": round((now - started).total_seconds(), 3),
+        "users": dict(ctx.tally.users_by_type),
+        "data_source": ctx.tally.data_source(),
+        "config": ctx.settings.masked(),
+        "locust": _locust_options(environment),
+    }
+    if state.aborted:
+        run["aborted"] = state.aborted
+    histograms = ctx.tally.histograms
+    summary = build_summary(
+        run, counts, total, histograms, ctx.tally.acceptable,
+        endpoint_names(ctx.settings),
+    )  # fmt: skip
+    if state.slo is not None:
+        summary["thresholds"] = state.slo.evaluate(summary)
+    return summary
+
+
+def _label(environment: Environment) -> str:
+    options = environment.parsed_options
+    label = (getattr(options, "label", "") or getattr(options, "scenario", "")) if options else ""
+    return label or "locust"
+
+
+def _locust_options(environment: Environment) -> dict[str, Any]:
+    options = environment.parsed_options
+    if options is None:
+        return {}
+    keys = ("num_users", "spawn_rate", "run_time", "headless", "processes", "master", "scenario")
+    return {k: getattr(options, k, None) for k in keys}
+
+
+def _results_root() -> str:
+    ctx = get_context()
+    options = ctx.options
+    return (getattr(options, "results_dir", "") if options else "") or ctx.settings.results_dir
+
+
+def export_results(environment: Environment) -> Path | None:
+    """Write this run's folder; never raises (a failed export must not hide the run's end)."""
+    if state.written:
+        return state.run_dir
+    state.written = True
+    try:
+        preset = os.environ.get(RUN_DIR_ENV)
+        if preset and not any(Path(preset).glob("summary.json")):
+            state.run_dir = Path(preset)
+            state.run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            started = state.started_at or datetime.now(timezone.utc)
+            state.run_dir = create_run_dir(_results_root(), _label(environment), started)
+        summary = collect_summary(environment)
+        write_results(state.run_dir, summary)
+        thresholds = summary.get("thresholds")
+        state.thresholds_passed = None if thresholds is None else bool(thresholds["passed"])
+        out = sys.stderr
+        out.write("\n" + render_table(summary) + "\n")
+        if thresholds is not None:
+            from panacea_locust.thresholds import render_thresholds_text
+
+            out.write(render_thresholds_text(thresholds) + "\n")
+        out.write(verdict_line(summary) + "\n")
+        out.write(f"Results: {state.run_dir}\n")
+        out.flush()
+        return state.run_dir
+    except Exception:  # pragma: no cover - logged, never fatal
+        logger.exception("panacea-locust: could not write the results")
+        return state.run_dir
+
+
+# --- background greenlets ------------------------------------------------------------------
+def _abort_monitor(environment: Environment, slo: SLO) -> None:
+    tracker = AbortTracker(slo)
+    while True:
+        gevent.sleep(1.0)
+        try:
+            reason = tracker.update(time.monotonic(), collect_summary(environment, final=False))
+        except Exception:  # pragma: no cover
+            logger.exception("abort monitor failed")
+            continue
+        if reason:
+            logger.error("panacea-locust: stopping the run early: %s", reason)
+            state.aborted = reason
+            state.ended_at = datetime.now(timezone.utc)
+            if environment.runner is not None:
+                environment.runner.quit()
+            return
+
+
+def _progress_enabled() -> bool:
+    options = get_context().options
+    return bool(getattr(options, "progress", False)) or os.environ.get(PROGRESS_ENV) == "1"
+
+
+def _fmt_clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def progress_line(environment: Environment, elapsed: float) -> str:
+    """``[00:15/01:00] users 20 | 45.2 req/s | failures 0.00% | p95 120 ms``."""
+    stats = environment.stats.total
+    options = environment.parsed_options
+    run_time = getattr(options, "run_time", None) if options else None
+    total = f"/{_fmt_clock(run_time)}" if run_time else ""
+    users = environment.runner.user_count if environment.runner else 0
+    ratio = stats.num_failures / stats.num_requests if stats.num_requests else 0.0
+    p95 = stats.get_current_response_time_percentile(0.95) or 0
+    return (
+        f"[{_fmt_clock(elapsed)}{total}] users {users} | {stats.current_rps:.1f} req/s | "
+        f"failures {ratio:.2%} | p95 {p95:.0f} ms"
+    )
+
+
+def _progress_printer(environment: Environment) -> None:
+    tty = sys.stderr.isatty()
+    period = 1.0 if tty else 5.0
+    while True:
+        gevent.sleep(period)
+        line = progress_line(environment, time.monotonic() - state.started_monotonic)
+        sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
+        sys.stderr.flush()
+
+
+__all__ = ["collect_summary", "export_results", "progress_line", "ConfigError"]

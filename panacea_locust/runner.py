@@ -1,0 +1,157 @@
+"""``panacea-locust run``: a headless Locust run whose every output lands in one results folder.
+
+It only assembles a ``locust`` command line (the same one a user could type) and runs it in
+a child process, so Locust's own behaviour, options and exit codes are untouched. Without a
+host it starts the reference API on a free loopback port first and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+
+import panacea_locust
+from panacea_locust.config import ConfigError, load_settings
+from panacea_locust.results import create_run_dir
+
+PACKAGE_DIR = Path(panacea_locust.__file__).resolve().parent
+SCENARIOS = ("smoke", "load", "stress", "analytics")
+
+
+def scenario_path(name: str) -> Path:
+    """``scenarios/<name>.conf`` from the working directory, else from the source checkout."""
+    for root in (Path.cwd(), PACKAGE_DIR.parent):
+        candidate = root / "scenarios" / f"{name}.conf"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no scenario file scenarios/{name}.conf (known: {', '.join(SCENARIOS)})")
+
+
+def default_slo() -> Path | None:
+    """``./slo.toml`` if present, else the one shipped with the source checkout."""
+    for root in (Path.cwd(), PACKAGE_DIR.parent):
+        if (root / "slo.toml").is_file():
+            return root / "slo.toml"
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="panacea-locust run",
+        description="Run a headless load test; results go to results/<UTC time>_<label>/. "
+        "Arguments after '--' are passed to locust unchanged.",
+    )
+    parser.add_argument("--host", help="API base URL (default: PANACEA_HOST, else the "
+                        "reference API started on loopback)")  # fmt: skip
+    parser.add_argument("-u", "--users", type=int, help="peak number of users")
+    parser.add_argument("-r", "--spawn-rate", type=float, help="users started per second")
+    parser.add_argument("-t", "--run-time", help="run time, e.g. 60s, 10m, 1h30m")
+    parser.add_argument("--scenario", choices=SCENARIOS,
+                        help="scenario file from scenarios/ (default: smoke when -u is not given)")
+    parser.add_argument("--label", help="results folder label (default: the scenario or 'run')")
+    parser.add_argument("--slo", help="thresholds file (default: SLO_FILE, else ./slo.toml)")
+    parser.add_argument("--no-slo", action="store_true", help="no pass/fail thresholds")
+    parser.add_argument("--shape", choices=("step", "spike"), help="load shape (LOAD_SHAPE)")
+    parser.add_argument("--processes", type=int, help="worker processes (Locust --processes)")
+    parser.add_argument("--results-dir", help="parent of the run folders (RESULTS_DIR)")
+    parser.add_argument("--reference-api-args", default="",
+                        help="options for the embedded reference API, e.g. '--latency off'")
+    parser.add_argument("--locustfile", default=str(PACKAGE_DIR / "locustfile.py"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    return parser
+
+
+def _positive(value: float | None, flag: str) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{flag} must be above 0, got {value:g}")
+
+
+def main(argv: list[str]) -> int:
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _positive(args.users, "-u/--users")
+        _positive(args.spawn_rate, "-r/--spawn-rate")
+        _positive(args.processes, "--processes")
+        if args.users is not None and args.users > settings.locust_max_users:
+            raise ValueError(f"-u {args.users} is above LOCUST_MAX_USERS "
+                             f"({settings.locust_max_users}); raise it to run more users")  # fmt: skip
+        scenario = args.scenario or (None if args.users else "smoke")
+        conf = scenario_path(scenario) if scenario else None
+        slo = None if args.no_slo else (args.slo or settings.slo_file or default_slo())
+        if slo is not None and not Path(slo).is_file():
+            raise FileNotFoundError(f"--slo {slo}: no such file")
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"panacea-locust run: {err}", file=sys.stderr)
+        return 2
+
+    label = args.label or scenario or "run"
+    results_root = args.results_dir or settings.results_dir
+    run_dir = create_run_dir(results_root, label, datetime.now(timezone.utc))
+
+    cmd = [sys.executable, "-m", "locust", "-f", args.locustfile]
+    if conf is not None:
+        cmd += ["--config", str(conf)]
+    cmd += ["--headless", "--only-summary", "--label", label,
+            "--csv", str(run_dir / "locust"), "--html", str(run_dir / "report.html")]  # fmt: skip
+    if args.users is not None:
+        cmd += ["-u", str(args.users)]
+    cmd += ["-r", str(args.spawn_rate)] if args.spawn_rate else []
+    cmd += ["-t", args.run_time] if args.run_time else []
+    if args.users is not None and not args.spawn_rate and conf is None:
+        cmd += ["-r", str(settings.locust_spawn_rate)]
+    if args.users is not None and not args.run_time and conf is None:
+        cmd += ["-t", "60s"]
+    cmd += ["--slo-file", str(slo)] if slo else []
+    cmd += ["--processes", str(args.processes)] if args.processes else []
+    cmd += [] if args.quiet else ["--progress"]
+    env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
+    if args.shape:
+        env["LOAD_SHAPE"] = args.shape
+
+    reference = None
+    host = args.host or settings.panacea_host
+    try:
+        if host is None:
+            from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+
+            reference = ReferenceAPIProcess(args.reference_api_args.split())
+            host = reference.start()
+            print(f"panacea-locust run: reference API on {host}", file=sys.stderr)
+        cmd += ["--host", host, *extra]
+        return _run_child(cmd, env)
+    except RuntimeError as err:
+        print(f"panacea-locust run: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if reference is not None:
+            reference.stop()
+
+
+def _run_child(cmd: list[str], env: dict[str, str]) -> int:
+    """Run locust; SIGTERM is passed on, Ctrl-C reaches it through the process group."""
+    child = subprocess.Popen(cmd, env=env)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # locust got the same SIGINT; wait for it to write its results
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,74 @@
+"""What a process counts beside Locust's own statistics, in a form workers can ship to the master.
+
+Locust aggregates requests, failures and response times itself; it knows nothing of user
+types spawned, acceptable 4xx by code, where session ids came from, or exact latency
+histograms. Each process keeps a :class:`RunTally`; workers send ``drain()`` with every
+``report_to_master`` and the master ``merge()``s them, so the master's tally is the run's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from panacea_locust.histogram import HistogramSet
+
+
+class RunTally:
+    """Counters of one process (or, on the master, of the whole run)."""
+
+    def __init__(self) -> None:
+        self.users_by_type: Counter[str] = Counter()
+        self.acceptable: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.sessions: Counter[str] = Counter()  # "database" / "generated"
+        self.histograms = HistogramSet()
+        self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
+
+    def user_started(self, user_type: str, session_from_database: bool) -> None:
+        self.users_by_type[user_type] += 1
+        self.sessions["database" if session_from_database else "generated"] += 1
+
+    def acceptable_response(self, name: str, status: int) -> None:
+        self.acceptable[name][str(status)] += 1
+
+    def record(self, name: str, response_time_ms: float) -> None:
+        self.histograms.record(name, response_time_ms)
+
+    def drain(self) -> dict[str, Any]:
+        """Everything counted since the last drain, as msgpack-safe data; the counters reset."""
+        report = {
+            "users_by_type": dict(self.users_by_type),
+            "acceptable": {name: dict(codes) for name, codes in self.acceptable.items()},
+            "sessions": dict(self.sessions),
+            "histograms": self.histograms.drain_payload(),
+            "data_sources": dict(self.data_sources),
+        }
+        self.users_by_type.clear()
+        self.acceptable.clear()
+        self.sessions.clear()
+        return report
+
+    def merge(self, report: dict[str, Any]) -> None:
+        self.users_by_type.update(report.get("users_by_type", {}))
+        for name, codes in report.get("acceptable", {}).items():
+            self.acceptable[name].update(codes)
+        self.sessions.update(report.get("sessions", {}))
+        if report.get("histograms"):
+            self.histograms.merge_payload(report["histograms"])
+        self.data_sources.update(report.get("data_sources", {}))
+
+    def reset(self) -> None:
+        """Forget everything (a new test started from the web UI)."""
+        self.__init__()  # type: ignore[misc]
+
+    def data_source(self) -> dict[str, Any]:
+        """One ``run.data_source`` for the run: the processes' descriptions, merged."""
+        described = list(self.data_sources.values())
+        if not described:
+            return {"mode": "generated", "loaded": {}, "generated": [], "fallbacks": {}}
+        merged = dict(described[0])
+        if any(d != described[0] for d in described[1:]):
+            merged["per_process"] = dict(self.data_sources)
+        merged["sessions"] = {"from_database": self.sessions.get("database", 0),
+                              "generated": self.sessions.get("generated", 0)}  # fmt: skip
+        return merged
