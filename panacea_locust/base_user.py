@@ -77,7 +77,9 @@ class PanaceaAPIUser(FastHttpUser):
         ``ACCEPTABLE_STATUS_CODES`` is not a failure but is counted per endpoint and code;
         anything else fails with a reason (HTTP code, timeout, connection error, bad body).
         """
-        body = orjson.dumps(spec.json) if spec.json is not None else None
+        body: Any = (
+            orjson.dumps(spec.json) if spec.json is not None else None
+        )  # bytes are sent as-is
         with self.client.request(
             spec.method, spec.url, name=spec.name, data=body,
             headers=self.request_headers, catch_response=True,

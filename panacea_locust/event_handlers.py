@@ -22,7 +22,6 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from panacea_locust.config import ENDPOINTS, ConfigError, Settings
 from panacea_locust.results import (
-    TOTAL,
     EndpointCounts,
     build_summary,
     create_run_dir,
@@ -31,6 +30,7 @@ from panacea_locust.results import (
     write_results,
 )
 from panacea_locust.run_context import get_context
+from panacea_locust.shapes import add_shape_arguments
 from panacea_locust.thresholds import EXIT_THRESHOLDS_FAILED, SLO, AbortTracker, SLOError, load_slo
 from panacea_locust.user_index import allocator
 
@@ -87,6 +87,7 @@ def _add_arguments(parser: Any, **_: Any) -> None:
     group.add_argument(
         "--progress", action="store_true", default=False, help="Print a live progress line."
     )
+    add_shape_arguments(parser)
 
 
 # --- set-up --------------------------------------------------------------------------------

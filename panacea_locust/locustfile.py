@@ -6,7 +6,6 @@ locustfile's namespace) does the work. The root ``locustfile.py`` re-exports thi
 
 from __future__ import annotations
 
-import os
 import sys
 
 from panacea_locust.config import ConfigError, get_settings
@@ -18,11 +17,11 @@ except ConfigError as _err:
     raise SystemExit(2) from None
 
 from panacea_locust import event_handlers  # noqa: E402,F401  (registers the listeners)
-from panacea_locust.shapes import SHAPE_ENV, ShapeError, shape_class_for  # noqa: E402
+from panacea_locust.shapes import ShapeError, selected_shape  # noqa: E402
 from panacea_locust.user_types import AnalyticsUser, HeavyUser, LightUser  # noqa: E402
 
 try:
-    _shape = shape_class_for(os.environ.get(SHAPE_ENV))
+    _shape = selected_shape()  # --load-shape, LOAD_SHAPE or a --config file's load-shape
 except ShapeError as _err:
     sys.stderr.write(f"panacea-locust: {_err}\n")
     raise SystemExit(2) from None

@@ -30,7 +30,9 @@ def scenario_path(name: str) -> Path:
         candidate = root / "scenarios" / f"{name}.conf"
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no scenario file scenarios/{name}.conf (known: {', '.join(SCENARIOS)})")
+    raise FileNotFoundError(
+        f"no scenario file scenarios/{name}.conf (known: {', '.join(SCENARIOS)})"
+    )
 
 
 def default_slo() -> Path | None:
@@ -52,18 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-u", "--users", type=int, help="peak number of users")
     parser.add_argument("-r", "--spawn-rate", type=float, help="users started per second")
     parser.add_argument("-t", "--run-time", help="run time, e.g. 60s, 10m, 1h30m")
-    parser.add_argument("--scenario", choices=SCENARIOS,
-                        help="scenario file from scenarios/ (default: smoke when -u is not given)")
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        help="scenario file from scenarios/ (default: smoke when -u is not given)",
+    )
     parser.add_argument("--label", help="results folder label (default: the scenario or 'run')")
     parser.add_argument("--slo", help="thresholds file (default: SLO_FILE, else ./slo.toml)")
     parser.add_argument("--no-slo", action="store_true", help="no pass/fail thresholds")
     parser.add_argument("--shape", choices=("step", "spike"), help="load shape (LOAD_SHAPE)")
     parser.add_argument("--processes", type=int, help="worker processes (Locust --processes)")
     parser.add_argument("--results-dir", help="parent of the run folders (RESULTS_DIR)")
-    parser.add_argument("--reference-api-args", default="",
-                        help="options for the embedded reference API, e.g. '--latency off'")
-    parser.add_argument("--locustfile", default=str(PACKAGE_DIR / "locustfile.py"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reference-api-args",
+        default="",
+        help="options for the embedded reference API, e.g. '--latency off'",
+    )
+    parser.add_argument(
+        "--locustfile", default=str(PACKAGE_DIR / "locustfile.py"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
     return parser
 
@@ -85,8 +94,10 @@ def main(argv: list[str]) -> int:
         _positive(args.spawn_rate, "-r/--spawn-rate")
         _positive(args.processes, "--processes")
         if args.users is not None and args.users > settings.locust_max_users:
-            raise ValueError(f"-u {args.users} is above LOCUST_MAX_USERS "
-                             f"({settings.locust_max_users}); raise it to run more users")  # fmt: skip
+            raise ValueError(
+                f"-u {args.users} is above LOCUST_MAX_USERS ({settings.locust_max_users}); "
+                "raise it to run more users"
+            )
         scenario = args.scenario or (None if args.users else "smoke")
         conf = scenario_path(scenario) if scenario else None
         slo = None if args.no_slo else (args.slo or settings.slo_file or default_slo())
@@ -137,6 +148,8 @@ def main(argv: list[str]) -> int:
     finally:
         if reference is not None:
             reference.stop()
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()  # locust never started: leave no empty run folder behind
 
 
 def _run_child(cmd: list[str], env: dict[str, str]) -> int:

@@ -23,7 +23,7 @@ TASKS_BY_KEY: dict[str, Callable[[PanaceaAPIUser], None]] = {
 }  # fmt: skip
 
 
-def weighted_tasks(weights: Mapping[str, int]) -> list[Callable[[Any], None]]:
+def weighted_tasks(weights: Mapping[str, int]) -> list[Any]:
     """Locust's task list for ``{settings key: weight}``; weight 0 leaves a task out."""
     unknown = set(weights) - set(TASKS_BY_KEY)
     if unknown:
@@ -49,7 +49,7 @@ def analytics_weights() -> dict[str, int]:
 class StandardTaskMixin:
     """Gives a user type all twelve endpoints with the standard weights."""
 
-    tasks = weighted_tasks(standard_weights())
+    tasks: list[Any] = weighted_tasks(standard_weights())
 
 
 __all__ = ["StandardTaskMixin", "TASKS_BY_KEY", "weighted_tasks", "standard_weights",

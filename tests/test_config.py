@@ -1,0 +1,117 @@
+"""Every settings rule, with the one-line message a user sees."""
+
+from __future__ import annotations
+
+import pytest
+
+from panacea_locust.config import ENDPOINTS, ConfigError, load_settings
+
+
+def test_defaults_match_the_original_design() -> None:
+    s = load_settings()
+    assert (s.bundle_id_min, s.bundle_id_max, s.bundle_id_range_per_user) == (800, 1000, 50)
+    assert s.bundle_id_overlap_percentage == 0.3
+    assert (s.heavy_user_weight, s.light_user_weight, s.analytics_user_weight) == (1, 3, 0)
+    assert (s.heavy_wait_min, s.heavy_wait_max, s.light_wait_min, s.light_wait_max) == (
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+    )
+    assert s.acceptable_status_codes == {400, 404}
+    assert s.use_database_data is False
+    assert s.clickhouse_host == "127.0.0.1"
+    assert s.clickhouse_password.get_secret_value() == ""
+    assert [s.endpoint_weight(e.key) for e in ENDPOINTS] == [3, 4, 3, 2, 2, 3, 2, 2, 1, 1, 2, 1]
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUNDLE_ID_MIN", "100")
+    monkeypatch.setenv("USE_DATABASE_DATA", "true")
+    monkeypatch.setenv("ACCEPTABLE_STATUS_CODES", "400, 404, 409")
+    monkeypatch.setenv("LOGS_SEARCH_WEIGHT", "9")
+    monkeypatch.setenv("LOGS_SEARCH_PATH", "/api/v2/logs/search")
+    s = load_settings()
+    assert s.bundle_id_min == 100 and s.use_database_data is True
+    assert s.acceptable_status_codes == {400, 404, 409}
+    assert s.endpoint_weight("LOGS_SEARCH") == 9
+    assert s.endpoint_path("LOGS_SEARCH") == "/api/v2/logs/search"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"BUNDLE_ID_MIN": "1000", "BUNDLE_ID_MAX": "800"},
+            "invalid setting BUNDLE_ID_MIN='1000': must not exceed BUNDLE_ID_MAX (800)",
+        ),
+        (
+            {"BUNDLE_ID_RANGE_PER_USER": "300"},
+            "invalid setting BUNDLE_ID_RANGE_PER_USER='300': must not exceed the 201 ids",
+        ),
+        (
+            {"BUNDLE_ID_OVERLAP_PERCENTAGE": "1"},
+            "invalid setting BUNDLE_ID_OVERLAP_PERCENTAGE='1': must be at least 0 and below 1",
+        ),
+        ({"BUNDLE_ID_OVERLAP_PERCENTAGE": "-0.1"}, "BUNDLE_ID_OVERLAP_PERCENTAGE='-0.1'"),
+        ({"COMBO_ID_MIN": "50", "COMBO_ID_MAX": "10"}, "COMBO_ID_MIN='50': must not exceed"),
+        ({"COMBO_ID_RANGE_PER_USER": "500"}, "COMBO_ID_RANGE_PER_USER='500'"),
+        (
+            {"HEAVY_WAIT_MIN": "2", "HEAVY_WAIT_MAX": "1"},
+            "HEAVY_WAIT_MIN='2.0': must not exceed HEAVY_WAIT_MAX (1.0)",
+        ),
+        ({"LIGHT_WAIT_MIN": "-1"}, "LIGHT_WAIT_MIN='-1': Input should be greater than or equal"),
+        ({"STANDARD_WAIT_MAX": "soon"}, "STANDARD_WAIT_MAX='soon': Input should be a valid number"),
+        ({"LOCUST_MIN_USERS": "20", "LOCUST_MAX_USERS": "10"}, "LOCUST_MIN_USERS='20'"),
+        ({"LOCUST_MAX_USERS": "5000"}, "LOCUST_MAX_USERS='5000': must not exceed USER_POOL_SIZE"),
+        ({"LOCUST_SPAWN_RATE": "0"}, "LOCUST_SPAWN_RATE='0': Input should be greater than 0"),
+        ({"ACCEPTABLE_STATUS_CODES": "400,oops"}, "ACCEPTABLE_STATUS_CODES='400,oops'"),
+        ({"ACCEPTABLE_STATUS_CODES": "401"}, "must not include 401"),
+        ({"ACCEPTABLE_STATUS_CODES": "200"}, "must list non-2xx HTTP status codes"),
+        ({"USER_ID_PREFIX": "bad prefix"}, "USER_ID_PREFIX='bad prefix'"),
+        ({"PANACEA_HOST": "ftp://x"}, "PANACEA_HOST='ftp://x': must be an http:// or https:// URL"),
+        ({"CLICKHOUSE_PORT": "70000"}, "CLICKHOUSE_PORT='70000'"),
+        ({"USE_DATABASE_DATA": "perhaps"}, "USE_DATABASE_DATA='perhaps'"),
+        ({"REQUEST_TIMEOUT": "0"}, "REQUEST_TIMEOUT='0'"),
+        ({"LOGS_INFO_PATH": "api/v1/logs/info"}, "LOGS_INFO_PATH='api/v1/logs/info': must be"),
+        ({"LOGS_INFO_WEIGHT": "-1"}, "LOGS_INFO_WEIGHT='-1'"),
+        ({"HEAVY_USER_WEIGHT": "0", "LIGHT_USER_WEIGHT": "0"}, "other user weights must not all"),
+        ({"SFDC_CASES_PER_USER": "60"}, "SFDC_CASES_PER_USER='60': must not exceed"),
+    ],
+)
+def test_bad_values_give_one_line_naming_variable_value_and_rule(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_all_endpoint_weights_zero_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    for e in ENDPOINTS:
+        monkeypatch.setenv(f"{e.key}_WEIGHT", "0")
+    with pytest.raises(ConfigError, match="endpoint weights must not all be 0"):
+        load_settings()
+
+
+def test_zero_wait_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEAVY_WAIT_MIN", "0")
+    monkeypatch.setenv("HEAVY_WAIT_MAX", "0")
+    assert load_settings().heavy_wait_max == 0
+
+
+def test_secrets_never_appear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("PANACEA_AUTH_TOKEN", "tok-secret")
+    s = load_settings()
+    masked = s.masked()
+    assert masked["CLICKHOUSE_PASSWORD"] == "***" and masked["PANACEA_AUTH_TOKEN"] == "***"
+    assert "secret" not in repr(s) and "secret" not in str(masked)
+    monkeypatch.setenv("CLICKHOUSE_PORT", "nope")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "hunter2" not in str(info.value)
