@@ -1,0 +1,97 @@
+"""Cost of recording one response time: LatencyHistogram.record vs HdrHistogram.record_value.
+
+``record`` runs once per request in every Locust process, so it must stay well below Locust's
+own per-request bookkeeping (several microseconds). Also times the per-interval work of a
+worker report (encode, decode, merge) and a percentile query.
+
+Run: /tmp/venv/bin/python bench/bench_histogram.py [--values 200000] [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+from hdrh.histogram import HdrHistogram
+
+from panacea_locust.histogram import (
+    HIGHEST_US,
+    LOWEST_US,
+    SIGNIFICANT_DIGITS,
+    HistogramSet,
+    LatencyHistogram,
+)
+
+
+def _per_call_ns(fn: Callable[[float], object], values: Sequence[float], runs: int) -> float:
+    """Median over ``runs`` of the mean time per call, loop overhead included."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        for v in values:
+            fn(v)
+        samples.append((time.perf_counter_ns() - start) / len(values))
+    return statistics.median(samples)
+
+
+def _median_ms(fn: Callable[[], object], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--values", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    rng = random.Random(42)
+    values_ms = [rng.lognormvariate(4.0, 1.0) for _ in range(args.values)]  # median ~55 ms
+    values_us = [int(v * 1000) for v in values_ms]
+
+    baseline = _per_call_ns(lambda v: None, values_ms, args.runs)
+    ours = LatencyHistogram()
+    ours_ns = _per_call_ns(ours.record, values_ms, args.runs)
+    hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    hdr_ns = _per_call_ns(hdr.record_value, values_us, args.runs)
+    hset = HistogramSet()
+    names = [f"/api/v1/endpoint/{i % 12}" for i in range(len(values_ms))]
+    pairs = iter(range(10**12))
+
+    def set_record(v: float) -> None:
+        hset.record(names[next(pairs) % len(names)], v)
+
+    set_ns = _per_call_ns(set_record, values_ms, args.runs)
+
+    print(f"values per run: {len(values_ms)}, runs: {args.runs} (median reported)")
+    print(f"empty call (loop overhead)        {baseline:8.0f} ns")
+    print(f"LatencyHistogram.record           {ours_ns:8.0f} ns per record")
+    print(f"HistogramSet.record (+ wrapper)    {set_ns:8.0f} ns per record")
+    print(f"HdrHistogram.record_value (hdrh)  {hdr_ns:8.0f} ns per record")
+
+    payload = ours.to_payload()
+    print(f"to_payload                        {_median_ms(ours.to_payload, args.runs):8.2f} ms "
+          f"({len(payload)} chars)")
+    print(f"from_payload                      "
+          f"{_median_ms(lambda: LatencyHistogram.from_payload(payload), args.runs):8.2f} ms")
+    other = LatencyHistogram.from_payload(payload)
+    print(f"merge                             "
+          f"{_median_ms(lambda: other.copy().merge(ours), args.runs):8.2f} ms (incl. copy)")
+
+    def fresh_percentiles() -> None:
+        ours._cumulative_at = -1  # force the rebuild that a new record causes
+        for q in (50, 90, 95, 99, 99.9):
+            ours.percentile(q)
+
+    print(f"5 percentiles after new records   {_median_ms(fresh_percentiles, args.runs):8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Latency histograms with 3 significant digits, mergeable across Locust workers.
+
+Locust rounds response times to 2 significant digits before computing percentiles, so a p99
+of 1234 ms is reported as 1200 ms. This module keeps HdrHistogram's bucket layout (1 us .. 1 h,
+3 significant digits, so every recorded value is known to within 0.1 %) and uses the
+``hdrhistogram`` package for its wire format, so worker histograms can be merged on the master
+without losing precision.
+
+Why not call ``HdrHistogram.record_value`` directly: it costs about 2 us per call in pure
+Python, and ``record`` runs for every request. ``LatencyHistogram`` computes the same bucket
+index inline into a plain list (about 0.6 us, see ``bench/bench_histogram.py``) and builds an
+``HdrHistogram`` only to encode or decode a payload.
+
+Percentile definition (the same as HdrHistogram's ``get_value_at_percentile``): the value at
+percentile ``q`` is the recorded value of rank ``max(1, int(q / 100 * count + 0.5))`` in
+ascending order (nearest rank, half rounded up), reported as the highest value equivalent to
+it at 3 significant digits, and never above the exact maximum nor below the exact minimum.
+No Locust import here: the module is pure and used by the master, the workers and the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from itertools import accumulate
+
+from hdrh.histogram import HdrHistogram
+
+#: HdrHistogram parameters, in integer microseconds.
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # 1 hour; larger values are clamped to it
+SIGNIFICANT_DIGITS = 3
+
+#: Name of the aggregate over every name of a ``HistogramSet``.
+TOTAL = "total"
+
+_PAYLOAD_TAG = "hdr1"
+
+
+def _layout() -> tuple[int, int, int]:
+    """Bucket layout of an HdrHistogram(1 us, 1 h, 3 digits): (half-count magnitude, mask, size)."""
+    ref = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    if ref.unit_magnitude != 0:  # pragma: no cover - fixed by LOWEST_US == 1
+        raise RuntimeError("LatencyHistogram assumes a unit magnitude of 0")
+    return ref.sub_bucket_half_count_magnitude, ref.sub_bucket_mask, ref.counts_len
+
+
+_HALF_MAG, _SUB_MASK, _COUNTS_LEN = _layout()
+_HALF_COUNT = 1 << _HALF_MAG
+_BUCKET_SHIFT = _HALF_MAG + 1
+
+
+def _index_for(us: int) -> int:
+    """Counts-array index of a value in microseconds (HdrHistogram's own formula, inlined)."""
+    b = (us | _SUB_MASK).bit_length() - _BUCKET_SHIFT
+    return ((b + 1) << _HALF_MAG) + (us >> b) - _HALF_COUNT
+
+
+def _highest_equivalent_us(index: int) -> int:
+    """Largest value in microseconds that falls into the bucket at ``index``."""
+    bucket = (index >> _HALF_MAG) - 1
+    sub = (index & (_HALF_COUNT - 1)) + _HALF_COUNT
+    if bucket < 0:
+        sub -= _HALF_COUNT
+        bucket = 0
+    return ((sub + 1) << bucket) - 1
+
+
+class LatencyHistogram:
+    """Response times in milliseconds, at 3 significant digits, with exact count/min/max/mean."""
+
+    __slots__ = ("_counts", "_count", "_sum", "_min", "_max", "_cumulative", "_cumulative_at")
+
+    def __init__(self) -> None:
+        self._counts: list[int] = [0] * _COUNTS_LEN
+        self._count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        # running totals of _counts for percentile(), valid while _count == _cumulative_at
+        self._cumulative: list[int] = []
+        self._cumulative_at = -1
+
+    def record(self, ms: float) -> None:
+        """Record one response time; negative values count as 0, NaN and infinities are dropped.
+
+        Values above 1 hour are clamped to 1 hour in the buckets (percentiles), but ``max_ms``
+        and ``mean_ms`` keep the real value.
+        """
+        try:
+            us = int(ms * 1000.0 + 0.5)
+        except (ValueError, OverflowError):  # NaN, +-inf: no meaningful bucket
+            return
+        if us > HIGHEST_US:
+            us = HIGHEST_US
+        elif us < 0:
+            us = 0
+            ms = 0.0
+        b = (us | _SUB_MASK).bit_length() - _BUCKET_SHIFT
+        self._counts[((b + 1) << _HALF_MAG) + (us >> b) - _HALF_COUNT] += 1
+        self._count += 1
+        self._sum += ms
+        if ms < self._min:
+            self._min = ms
+        if ms > self._max:
+            self._max = ms
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def sum_ms(self) -> float:
+        return self._sum
+
+    @property
+    def min_ms(self) -> float:
+        """Exact smallest recorded value (0.0 when empty)."""
+        return self._min if self._count else 0.0
+
+    @property
+    def max_ms(self) -> float:
+        """Exact largest recorded value (0.0 when empty)."""
+        return self._max if self._count else 0.0
+
+    @property
+    def mean_ms(self) -> float:
+        """Exact arithmetic mean (0.0 when empty)."""
+        return self._sum / self._count if self._count else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Value at percentile ``q`` (0..100) in ms, by the definition in the module docstring.
+
+        Returns 0.0 for an empty histogram; ``q`` outside 0..100 is clamped.
+        """
+        if not self._count:
+            return 0.0
+        q = min(max(q, 0.0), 100.0)
+        if q == 0.0:
+            return self.min_ms
+        cumulative = self._cumulative
+        if self._cumulative_at != self._count:  # recorded or merged since the last build
+            cumulative = self._cumulative = list(accumulate(self._counts))
+            self._cumulative_at = self._count
+        target = max(1, int(q * self._count / 100.0 + 0.5))
+        index = bisect_left(cumulative, target)
+        value = _highest_equivalent_us(index) / 1000.0
+        return min(max(value, self._min), self._max)
+
+    def percentiles(self, qs: Mapping[str, float]) -> dict[str, float]:
+        """Several percentiles at once, e.g. ``{"p95_ms": 95, "p99_ms": 99}`` -> values in ms."""
+        return {key: self.percentile(q) for key, q in qs.items()}
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add every value of ``other`` to this histogram (exact: same bucket layout)."""
+        if not other._count:
+            return
+        self._counts = [a + b for a, b in zip(self._counts, other._counts, strict=True)]
+        self._count += other._count
+        self._sum += other._sum
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
+
+    def reset(self) -> None:
+        """Forget every recorded value."""
+        self._counts = [0] * _COUNTS_LEN
+        self._count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._cumulative = []
+        self._cumulative_at = -1
+
+    def copy(self) -> LatencyHistogram:
+        clone = LatencyHistogram()
+        clone.merge(self)
+        return clone
+
+    def to_payload(self) -> str:
+        """Compact ASCII form for Locust's ``report_to_master`` (msgpack/JSON safe).
+
+        Format: ``hdr1;<count>;<sum_ms>;<min_ms>;<max_ms>;<HdrHistogram base64 V2 blob>``; the
+        blob is readable by any HdrHistogram implementation (values in microseconds).
+        """
+        hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        if self._count:
+            hdr.counts[:] = self._counts
+            hdr.total_count = self._count
+            # the encoder writes the counts up to max_value's bucket
+            hdr.max_value = min(max(int(self._max * 1000.0 + 0.5), 0), HIGHEST_US)
+        blob = hdr.encode().decode("ascii")
+        return ";".join((_PAYLOAD_TAG, str(self._count), repr(self._sum),
+                         repr(self.min_ms), repr(self.max_ms), blob))
+
+    @classmethod
+    def from_payload(cls, payload: str) -> LatencyHistogram:
+        """Rebuild a histogram from ``to_payload()``; ``ValueError`` on a malformed payload."""
+        parts = payload.split(";")
+        if len(parts) != 6 or parts[0] != _PAYLOAD_TAG:
+            raise ValueError(f"not a {_PAYLOAD_TAG} latency histogram payload")
+        try:
+            count = int(parts[1])
+            total, low, high = float(parts[2]), float(parts[3]), float(parts[4])
+            hdr = HdrHistogram.decode(parts[5])
+        except Exception as exc:  # hdrh raises several unrelated types on bad input
+            raise ValueError(f"corrupt latency histogram payload: {exc}") from exc
+        hist = cls()
+        if count <= 0:
+            return hist
+        if (hdr.lowest_trackable_value, hdr.highest_trackable_value,
+                hdr.significant_figures) == (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
+            hist._counts = hdr.counts[:]  # a ctypes slice is a fast C copy into a list
+            recorded = sum(hist._counts)
+        else:  # another layout: re-bucket every non-empty bucket by its value
+            recorded = 0
+            for index in range(hdr.counts_len):
+                n = hdr.get_count_at_index(index)
+                if n:
+                    us = min(int(hdr.get_value_from_index(index)), HIGHEST_US)
+                    hist._counts[_index_for(us)] += n
+                    recorded += n
+        if recorded != count:
+            raise ValueError(f"corrupt latency histogram payload: count {count} but "
+                             f"{recorded} values in the buckets")
+        hist._count, hist._sum, hist._min, hist._max = count, total, low, high
+        return hist
+
+    def __repr__(self) -> str:
+        return (f"LatencyHistogram(count={self._count}, min_ms={self.min_ms:.3f}, "
+                f"p50_ms={self.percentile(50):.3f}, max_ms={self.max_ms:.3f})")
+
+
+class HistogramSet:
+    """Histograms by request name, plus a computed ``total`` over all of them.
+
+    Only per-name histograms are recorded (one ``record`` per request on the hot path); the
+    total is their merge, which is exact because every histogram shares one bucket layout.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, LatencyHistogram] = {}
+
+    def record(self, name: str, ms: float) -> None:
+        hist = self._by_name.get(name)
+        if hist is None:
+            hist = self._by_name[name] = LatencyHistogram()
+        hist.record(ms)
+
+    def get(self, name: str) -> LatencyHistogram | None:
+        """The histogram for ``name`` (``TOTAL`` gives the aggregate), or None if never seen."""
+        if name == TOTAL:
+            return self.total
+        return self._by_name.get(name)
+
+    def __getitem__(self, name: str) -> LatencyHistogram:
+        hist = self.get(name)
+        if hist is None:
+            raise KeyError(name)
+        return hist
+
+    def __contains__(self, name: object) -> bool:
+        return name == TOTAL or name in self._by_name
+
+    def __iter__(self) -> Iterator[str]:
+        """Request names (without ``TOTAL``), sorted."""
+        return iter(sorted(self._by_name))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    @property
+    def total(self) -> LatencyHistogram:
+        """A fresh merge of every name's histogram (about 1 ms per name: not for the hot path)."""
+        total = LatencyHistogram()
+        for hist in self._by_name.values():
+            total.merge(hist)
+        return total
+
+    def merge(self, other: HistogramSet) -> None:
+        for name, hist in other._by_name.items():
+            mine = self._by_name.get(name)
+            if mine is None:
+                mine = self._by_name[name] = LatencyHistogram()
+            mine.merge(hist)
+
+    def to_payload(self) -> dict[str, str]:
+        """``{request name: LatencyHistogram payload}`` for non-empty names (no total)."""
+        return {name: h.to_payload() for name, h in self._by_name.items() if h.count}
+
+    def merge_payload(self, payload: Mapping[str, str]) -> None:
+        """Merge a worker's ``to_payload()``/``drain_payload()`` into this set.
+
+        A ``total`` entry, if a sender included one, is ignored: the total is always derived.
+        ``ValueError`` when an entry is malformed (nothing of that payload is merged then).
+        """
+        decoded = {name: LatencyHistogram.from_payload(p)
+                   for name, p in payload.items() if name != TOTAL}
+        for name, hist in decoded.items():
+            mine = self._by_name.get(name)
+            if mine is None:
+                self._by_name[name] = hist
+            else:
+                mine.merge(hist)
+
+    def drain_payload(self) -> dict[str, str]:
+        """The payload of everything recorded since the last drain, then start afresh.
+
+        Meant for a worker's ``report_to_master`` handler: each report carries only the new
+        interval, and the master's ``merge_payload`` adds the intervals up.
+        """
+        payload = self.to_payload()
+        self._by_name = {}
+        return payload
+
+    def reset(self) -> None:
+        self._by_name = {}

@@ -1,0 +1,201 @@
+"""``panacea-locust compare``: regression rules, added/removed endpoints, reports, exit codes.
+
+Run folders are built in tmp_path with synthetic summary.json files of the results contract.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panacea_locust import cli
+from panacea_locust.compare import (
+    FAILURE_RATIO_EPSILON,
+    CompareInputError,
+    compare_summaries,
+    main,
+    parse_tolerance,
+)
+
+SEARCH = "/api/v1/logs/search"
+INFO = "/api/v1/logs/info"
+ASK = "/api/v1/ai/ask-ai"
+CASE = "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}"
+
+
+def stats(p50: float = 40.0, p95: float = 100.0, p99: float = 200.0, rps: float = 10.0,
+          requests: int = 1000, failures: int = 0) -> dict[str, Any]:
+    return {"requests": requests, "failures": failures,
+            "failure_ratio": failures / requests if requests else 0.0,
+            "acceptable": {"404": 3}, "rps": rps, "min_ms": 1.0, "mean_ms": p50 * 1.1,
+            "p50_ms": p50, "p90_ms": p95 * 0.9, "p95_ms": p95, "p99_ms": p99,
+            "p999_ms": p99 * 1.5, "max_ms": p99 * 2, "failures_by_reason": {}}
+
+
+def summary(label: str, endpoints: dict[str, dict[str, Any]],
+            total: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"run": {"id": f"20250101T000000Z_{label}", "label": label, "host": "http://127.0.0.1",
+                    "started_at": "2025-01-01T00:00:00Z", "duration_s": 60.0, "users": {}},
+            "total": total or stats(), "endpoints": endpoints,
+            "thresholds": {"passed": True, "rules": []}}
+
+
+def run_dir(tmp_path: Path, name: str, data: dict[str, Any]) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
+    return folder
+
+
+BASE = {SEARCH: stats(), INFO: stats(p50=4.0, p95=10.0, p99=20.0), ASK: stats(p95=900.0)}
+
+
+def test_identical_runs_exit_zero_and_write_reports(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    base = run_dir(tmp_path, "base", summary("base", BASE))
+    cur = run_dir(tmp_path, "cur", summary("cur", BASE))
+    assert main([str(base), str(cur)]) == 0
+    out = capsys.readouterr().out
+    assert "Verdict: no regression" in out and SEARCH in out
+    md = (cur / "compare.md").read_text()
+    assert "**Verdict: no regression**" in md and f"`{SEARCH}`" in md
+    page = (cur / "compare.html").read_text()
+    assert page.count("<svg") == 1 + len(BASE)  # total + one chart per endpoint
+    assert "<script" not in page and not re.search(r"(src|href)=", page)  # no JS, no network
+
+
+def test_latency_growth_beyond_tolerance_and_noise_floor_is_flagged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    current = {
+        SEARCH: stats(p95=125.0),                 # +25 %, +25 ms: regression
+        INFO: stats(p50=4.0, p95=14.0, p99=27.0),  # +40 %, but only +4/+7 ms: p99 only
+        ASK: stats(p95=960.0, p99=210.0),          # +6.7 % / +5 %: within tolerance
+    }
+    base = run_dir(tmp_path, "base", summary("base", BASE))
+    cur = run_dir(tmp_path, "cur", summary("cur", current))
+    assert main([str(base), str(cur), "--tolerance", "10%"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION: 2 flagged" in out
+    assert f"{SEARCH}: p95_ms 100.0 -> 125.0 ms (+25.0%, +25.0 ms)" in out
+    assert f"{INFO}: p99_ms 20.0 -> 27.0 ms" in out and f"{INFO}: p95_ms" not in out
+    page = (cur / "compare.html").read_text()
+    assert "#c53030" in page and "REGRESSION" in page
+
+
+def test_noise_floor_and_tolerance_options(tmp_path: Path) -> None:
+    base = run_dir(tmp_path, "base", summary("base", BASE))
+    cur = run_dir(tmp_path, "cur", summary("cur", {**BASE, ASK: stats(p95=960.0)}))
+    assert main([str(base), str(cur)]) == 0  # +6.7 %
+    assert main([str(base), str(cur), "--tolerance", "5"]) == 1  # bare number = percent
+    assert main([str(base), str(cur), "--tolerance", "5%", "--noise-floor-ms", "100"]) == 0
+
+
+def test_failure_ratio_growth_is_flagged_beyond_epsilon() -> None:
+    base = summary("b", {SEARCH: stats(requests=10_000, failures=10)})
+    small = summary("c", {SEARCH: stats(requests=10_000, failures=15)})  # +0.05 points
+    big = summary("c", {SEARCH: stats(requests=10_000, failures=40)})    # +0.3 points
+    assert FAILURE_RATIO_EPSILON == 0.001
+    assert not compare_summaries(base, small, 0.1, 5.0).flagged
+    comparison = compare_summaries(base, big, 0.1, 5.0)
+    assert comparison.flagged
+    assert comparison.regressions == [
+        (SEARCH, "failure_ratio 0.10% -> 0.40% (+0.30 points)")]
+
+
+def test_improvements_and_rps_changes_are_not_flagged() -> None:
+    base = summary("b", BASE)
+    cur = summary("c", {k: {**v, "p95_ms": v["p95_ms"] / 2, "rps": v["rps"] / 3}
+                        for k, v in BASE.items()})
+    comparison = compare_summaries(base, cur, 0.1, 5.0)
+    assert not comparison.flagged
+    search = next(s for s in comparison.scopes if s.scope == SEARCH)
+    assert search.metrics["p95_ms"].delta_pct == -50.0
+    assert search.metrics["rps"].delta == pytest.approx(-10 / 1.5)
+
+
+def test_added_and_removed_endpoints_are_listed(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    base = run_dir(tmp_path, "base", summary("base", {SEARCH: stats(), INFO: stats(),
+                                                      ASK: stats(requests=0)}))
+    cur = run_dir(tmp_path, "cur", summary("cur", {SEARCH: stats(), CASE: stats(p95=5000.0)}))
+    assert main([str(base), str(cur)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"{re.escape(INFO)} .*removed", out)
+    assert re.search(rf"{re.escape(CASE)} .*added", out)
+    assert ASK not in out  # no requests in either run: nothing to say
+    md = (cur / "compare.md").read_text()
+    assert f"`{CASE}` (added)" in md and f"`{INFO}` (removed)" in md
+    html_page = (cur / "compare.html").read_text()
+    assert "{sfdc_case_no}" in html_page and "(added)" in html_page
+
+
+def test_comparison_is_pure_and_ordered() -> None:
+    comparison = compare_summaries(summary("b", BASE), summary("c", BASE), 0.1, 5.0)
+    assert [s.scope for s in comparison.scopes] == ["total", ASK, INFO, SEARCH]
+    assert all(s.status == "compared" for s in comparison.scopes)
+    data = comparison.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert "20250101T000000Z_b" in comparison.baseline
+
+
+def test_out_option_and_cli_dispatch(tmp_path: Path) -> None:
+    base = run_dir(tmp_path, "base", summary("base", BASE))
+    cur = run_dir(tmp_path, "cur", summary("cur", BASE))
+    out = tmp_path / "reports" / "x"
+    assert cli.main(["compare", str(base), str(cur), "--out", str(out)]) == 0
+    assert (out / "compare.md").is_file() and (out / "compare.html").is_file()
+    assert not (cur / "compare.md").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "no_summary", "bad_json", "not_summary",
+                                  "bad_tolerance", "bad_floor"])
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         case: str) -> None:
+    good = run_dir(tmp_path, "good", summary("good", BASE))
+    other = tmp_path / "other"
+    args = [str(good), str(other)]
+    if case == "no_summary":
+        other.mkdir()
+    elif case == "bad_json":
+        other.mkdir()
+        (other / "summary.json").write_text("{not json")
+    elif case == "not_summary":
+        other.mkdir()
+        (other / "summary.json").write_text("[1, 2]")
+    elif case == "bad_tolerance":
+        args = [str(good), str(good), "--tolerance", "ten%"]
+    elif case == "bad_floor":
+        args = [str(good), str(good), "--noise-floor-ms", "-1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("panacea-locust compare: ") and "\n" not in err
+
+
+def test_usage_errors_return_instead_of_exiting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert "Exit codes" in capsys.readouterr().out
+
+
+def test_malformed_endpoints_section_is_bad_input() -> None:
+    with pytest.raises(CompareInputError, match="'endpoints' is not an object"):
+        compare_summaries(summary("b", BASE), {"total": stats(), "endpoints": [1]}, 0.1, 5.0)
+
+
+def test_parse_tolerance() -> None:
+    assert parse_tolerance("10%") == pytest.approx(0.10)
+    assert parse_tolerance(" 2.5 % ") == pytest.approx(0.025)
+    assert parse_tolerance("0") == 0.0
+    with pytest.raises(CompareInputError):
+        parse_tolerance("-5%")
+
+
+def test_summary_json_path_is_accepted(tmp_path: Path) -> None:
+    base = run_dir(tmp_path, "base", summary("base", BASE))
+    cur = run_dir(tmp_path, "cur", summary("cur", BASE))
+    assert main([str(base / "summary.json"), str(cur / "summary.json")]) == 0
+    assert (cur / "compare.html").is_file()

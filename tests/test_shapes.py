@@ -1,0 +1,216 @@
+"""Step and spike load shapes: stage parsing, tick() sequences on a fake clock, selection."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from locust import LoadTestShape
+from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
+from locust.util.load_locustfile import is_shape_class, load_locustfile
+
+from panacea_locust.shapes import (
+    ShapeError,
+    Spike,
+    SpikeLoadShape,
+    Stage,
+    StepLoadShape,
+    add_shape_arguments,
+    parse_duration,
+    parse_spike,
+    parse_stages,
+    selected_shape,
+    selected_shape_or_exit,
+    shape_class_for,
+    shape_settings,
+    spike_at,
+    step_at,
+)
+
+
+def test_parse_stages_syntax() -> None:
+    assert parse_stages("10:30s, 25:1m,50@5:2m") == [
+        Stage(10, 30.0), Stage(25, 60.0), Stage(50, 120.0, 5.0)]
+    assert parse_stages("0@0.5:90") == [Stage(0, 90.0, 0.5)]
+    assert parse_stages("3:1h30m") == [Stage(3, 5400.0)]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90", 90.0), ("90s", 90.0), ("1.5m", 90.0), ("2h", 7200.0), ("1h1m1s", 3661.0),
+    ("5M", 300.0), ("", None), ("abc", None), ("10x", None), ("m", None),
+])
+def test_parse_duration(text: str, seconds: float | None) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ("", "must be a comma-separated list"),
+    ("10:30s,,20:5s", "must be a comma-separated list"),
+    ("10", "stage 1 '10' is not USERS[@RATE]:DURATION"),
+    ("10:30s,a:30s", "stage 2 'a:30s'"),
+    ("10:abc", "stage 1 '10:abc'"),
+    ("-5:10s", "stage 1 '-5:10s'"),
+    ("10:0s", "must last more than 0 seconds"),
+    ("10@0:5s", "needs a spawn rate > 0"),
+])
+def test_parse_stages_errors_are_one_line(spec: str, fragment: str) -> None:
+    with pytest.raises(ShapeError) as err:
+        parse_stages(spec)
+    assert str(err.value).startswith("LOAD_SHAPE_STAGES")
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_step_schedule() -> None:
+    stages = parse_stages("10:30s,25@5:60s,0:10s")
+    assert step_at(stages, 0, 2.0) == (10, 2.0)
+    assert step_at(stages, 29.99, 2.0) == (10, 2.0)
+    assert step_at(stages, 30, 2.0) == (25, 5.0)
+    assert step_at(stages, 89.9, 2.0) == (25, 5.0)
+    assert step_at(stages, 90, 2.0) == (0, 2.0)
+    assert step_at(stages, 100, 2.0) is None
+
+
+def test_spike_schedule() -> None:
+    spike = Spike(base_users=5, peak_users=50, at_s=60, duration_s=30, total_s=120,
+                  spawn_rate=25)
+    assert [spike_at(spike, t) for t in (0, 59.9, 60, 89.9, 90, 119.9, 120)] == [
+        (5, 25), (5, 25), (50, 25), (50, 25), (5, 25), (5, 25), None]
+
+
+def drive(shape: LoadTestShape, times: list[float]) -> list[object]:
+    """tick() at each fake run time (LoadTestShape.get_run_time reads the real clock)."""
+    out: list[object] = []
+    for t in times:
+        shape.get_run_time = lambda t=t: t  # type: ignore[method-assign,misc]
+        out.append(shape.tick())
+    return out
+
+
+def test_step_tick_sequence_from_settings() -> None:
+    cls = shape_class_for("step", {"LOAD_SHAPE_STAGES": "2:10s,4@4:10s",
+                                   "LOCUST_SPAWN_RATE": "3"})
+    assert cls is not None
+    shape = cls()
+    assert drive(shape, [0, 5, 10, 19, 20, 25]) == [(2, 3.0), (2, 3.0), (4, 4.0), (4, 4.0),
+                                                     None, None]
+    assert shape.total_s == 20.0  # type: ignore[attr-defined]
+
+
+def test_step_defaults() -> None:
+    cls = shape_class_for("step", {})
+    assert cls is not None
+    shape = cls()
+    assert drive(shape, [0, 60, 120, 239, 240]) == [(5, 2.0), (10, 2.0), (25, 2.0), (25, 2.0),
+                                                     None]
+
+
+def test_spike_tick_sequence_from_settings() -> None:
+    settings = {"SPIKE_BASE_USERS": "3", "SPIKE_PEAK_USERS": "30", "SPIKE_AT_S": "10",
+                "SPIKE_DURATION_S": "5", "SPIKE_TOTAL_S": "20", "SPIKE_SPAWN_RATE": "15"}
+    cls = shape_class_for("spike", settings)
+    assert cls is not None
+    assert drive(cls(), [0, 9, 10, 14, 15, 19, 20]) == [
+        (3, 15.0), (3, 15.0), (30, 15.0), (30, 15.0), (3, 15.0), (3, 15.0), None]
+
+
+@pytest.mark.parametrize(("settings", "fragment"), [
+    ({"SPIKE_TOTAL_S": "100", "SPIKE_AT_S": "90"}, "SPIKE_TOTAL_S = 100 must be at least"),
+    ({"SPIKE_PEAK_USERS": "2.5"}, "SPIKE_PEAK_USERS = '2.5' must be a whole number >= 0"),
+    ({"SPIKE_BASE_USERS": "-1"}, "SPIKE_BASE_USERS = '-1' must be a whole number >= 0"),
+    ({"SPIKE_SPAWN_RATE": "0"}, "SPIKE_SPAWN_RATE = '0' must be a number > 0"),
+    ({"SPIKE_AT_S": "soon"}, "SPIKE_AT_S = 'soon' must be a number >= 0"),
+    ({"SPIKE_DURATION_S": "inf"}, "SPIKE_DURATION_S = 'inf' must be a number > 0"),
+])
+def test_spike_errors(settings: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ShapeError, match=fragment.replace("[", r"\[").replace(".", r"\.")):
+        parse_spike(settings)
+    with pytest.raises(ShapeError):  # surfaces when the class is chosen, not at the first tick
+        shape_class_for("spike", settings)
+
+
+def test_shape_class_for_names_and_safety() -> None:
+    assert shape_class_for(None) is None
+    assert shape_class_for("") is None
+    assert shape_class_for(" None ") is None
+    with pytest.raises(ShapeError, match="LOAD_SHAPE = 'ramp' is not a load shape; allowed: "
+                                         "step, spike"):
+        shape_class_for("ramp", {})
+    with pytest.raises(ShapeError, match="LOCUST_SPAWN_RATE = 'fast'"):
+        shape_class_for("step", {"LOCUST_SPAWN_RATE": "fast"})
+    # importing the base classes by name must not give Locust a shape
+    assert not is_shape_class(StepLoadShape) and not is_shape_class(SpikeLoadShape)
+    cls = shape_class_for("Step", {"LOAD_SHAPE_STAGES": "1:1s", "UNRELATED": "x"})
+    assert cls is not None and is_shape_class(cls) and issubclass(cls, StepLoadShape)
+    assert cls.__name__ == "StepLoadShape"
+    assert cls.settings == {"LOAD_SHAPE_STAGES": "1:1s"}  # a snapshot of shape settings only
+
+
+def test_environment_is_snapshotted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOAD_SHAPE_STAGES", "7:5s")
+    cls = shape_class_for("step")
+    monkeypatch.setenv("LOAD_SHAPE_STAGES", "9:5s")
+    assert cls is not None and drive(cls(), [0]) == [(7, 2.0)]
+
+
+def test_settings_precedence_cli_env_config(tmp_path: Path) -> None:
+    conf = tmp_path / "run.conf"
+    conf.write_text("users = 5\nload-shape = spike\nspike-peak-users = 40\n"
+                    "load-shape-stages = 1:1s\n")
+    got = shape_settings(["--config", str(conf), "-u", "3", "--spike-peak-users", "60"],
+                         {"SPIKE_AT_S": "5", "LOAD_SHAPE_STAGES": "2:2s"}, [])
+    assert got == {"LOAD_SHAPE": "spike", "SPIKE_PEAK_USERS": "60", "SPIKE_AT_S": "5",
+                   "LOAD_SHAPE_STAGES": "2:2s"}
+    assert shape_settings([], {}, []) == {}
+    cls = selected_shape(["--config", str(conf)], {})
+    assert cls is not None and cls.__name__ == "SpikeLoadShape"
+    chosen = selected_shape(["--load-shape=step"], {"LOAD_SHAPE": "spike"})
+    assert chosen is not None and chosen.__name__ == "StepLoadShape"
+
+
+def test_selected_shape_or_exit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        selected_shape_or_exit([], {"LOAD_SHAPE": "step", "LOAD_SHAPE_STAGES": "x"})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("panacea-locust: LOAD_SHAPE_STAGES") and err.count("\n") == 1
+
+
+def test_locust_parser_accepts_the_shape_options() -> None:
+    parser = get_empty_argument_parser(default_config_files=[])
+    setup_parser_arguments(parser)
+    add_shape_arguments(parser)
+    options = parser.parse_args(["--load-shape", "step", "--load-shape-stages", "1:1s",
+                                 "--spike-total-s", "30"])
+    assert (options.load_shape, options.load_shape_stages, options.spike_total_s) == \
+        ("step", "1:1s", "30")
+    assert "load_shape" not in parser.args_included_in_web_ui
+
+
+def test_locust_discovers_only_the_selected_shape(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real discovery code of Locust, on a locustfile written like the project's."""
+    name = f"shape_probe_{uuid.uuid4().hex}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        "from locust import User, constant, task\n"
+        "from panacea_locust.shapes import StepLoadShape, SpikeLoadShape, selected_shape\n"
+        "LoadShape = selected_shape([])\n"
+        "class Idle(User):\n"
+        "    wait_time = constant(1)\n"
+        "    @task\n"
+        "    def noop(self):\n"
+        "        pass\n")
+    monkeypatch.chdir(tmp_path)  # no locust.conf from elsewhere
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load_locustfile prepends the cwd
+    try:
+        monkeypatch.setenv("LOAD_SHAPE", "spike")
+        users, shapes = load_locustfile(str(path))
+        assert list(users) == ["Idle"]
+        assert [type(s).__name__ for s in shapes] == ["SpikeLoadShape"]
+        assert shapes[0].tick() == (5, 50.0)
+        monkeypatch.delenv("LOAD_SHAPE")
+        assert load_locustfile(str(path))[1] == []
+    finally:
+        sys.modules.pop(name, None)
