@@ -31,7 +31,15 @@ from panacea_locust.results import (
 )
 from panacea_locust.run_context import get_context
 from panacea_locust.shapes import add_shape_arguments
-from panacea_locust.thresholds import EXIT_THRESHOLDS_FAILED, SLO, AbortTracker, SLOError, load_slo
+from panacea_locust.thresholds import (
+    EXIT_THRESHOLDS_FAILED,
+    SLO,
+    AbortTracker,
+    SLOError,
+    load_slo,
+    mark_aborted,
+    render_thresholds_text,
+)
 from panacea_locust.user_index import allocator
 
 logger = logging.getLogger("panacea_locust")
@@ -253,6 +261,8 @@ def collect_summary(environment: Environment, final: bool = True) -> dict[str, A
     )  # fmt: skip
     if state.slo is not None:
         summary["thresholds"] = state.slo.evaluate(summary)
+        if state.aborted:
+            summary["thresholds"] = mark_aborted(summary["thresholds"], state.aborted)
     return summary
 
 
@@ -296,8 +306,6 @@ def export_results(environment: Environment) -> Path | None:
         out = sys.stderr
         out.write("\n" + render_table(summary) + "\n")
         if thresholds is not None:
-            from panacea_locust.thresholds import render_thresholds_text
-
             out.write(render_thresholds_text(thresholds) + "\n")
         out.write(verdict_line(summary) + "\n")
         out.write(f"Results: {state.run_dir}\n")

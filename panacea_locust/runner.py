@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
         cmd += ["-r", str(settings.locust_spawn_rate)]
     if args.users is not None and not args.run_time and conf is None:
         cmd += ["-t", "60s"]
-    cmd += ["--slo-file", str(slo)] if slo else []
+    cmd += [f"--slo-file={Path(slo).resolve()}" if slo else "--slo-file="]
     cmd += ["--processes", str(args.processes)] if args.processes else []
     cmd += [] if args.quiet else ["--progress"]
     env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
@@ -153,18 +153,20 @@ def main(argv: list[str]) -> int:
 
 
 def _run_child(cmd: list[str], env: dict[str, str]) -> int:
-    """Run locust; SIGTERM is passed on, Ctrl-C reaches it through the process group."""
-    child = subprocess.Popen(cmd, env=env)
+    """Run locust in its own session; Ctrl-C and SIGTERM are passed on to it exactly once.
+
+    Its own session keeps a terminal's Ctrl-C from reaching it twice (once from the terminal,
+    once from us), which would interrupt it while it writes its results.
+    """
+    child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        child.send_signal(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
 
-    previous = signal.signal(signal.SIGTERM, forward)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # locust got the same SIGINT; wait for it to write its results
+        return child.wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,46 @@
+# panacea-locust: `make demo` to see it work, `make test` to check it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test lint typecheck unit clickhouse bench clean
+
+help:
+	@echo "make demo   - set up .venv and run the smoke scenario against the reference API"
+	@echo "make test   - install test needs (ClickHouse too) and run lint, types and tests"
+	@echo "make bench  - run the benchmarks under bench/ (not part of make test)"
+	@echo "make clean  - remove .venv and caches (results/ is kept)"
+
+$(STAMP): pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/panacea-locust run --scenario smoke
+
+clickhouse:
+	bash scripts/install-clickhouse.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest -m "not e2e and not clickhouse"
+
+test: install clickhouse lint typecheck
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real reference API on loopback, and a way to run real Locust processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+pytest_plugins = ["clickhouse_fixture"]
+
+#: variables of ours that a developer's shell might have set; tests start from defaults
+_OUR_VARS = ("PANACEA_", "LOCUST_", "BUNDLE_", "COMBO_", "USER_", "HEAVY_", "LIGHT_",
+             "STANDARD_", "ANALYTICS_", "CLICKHOUSE_", "USE_DATABASE", "DB_", "LOAD_SHAPE",
+             "SPIKE_", "SLO_FILE", "RESULTS_DIR", "LOADTEST_SEED", "ACCEPTABLE_")  # fmt: skip
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OUR_VARS)}
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(_OUR_VARS) and key != "PANACEA_REQUIRE_CLICKHOUSE":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def reference_api() -> Iterator[ReferenceAPIProcess]:
+    """One reference API for the session (latency scaled down to keep tests quick)."""
+    with ReferenceAPIProcess(["--latency-scale", "0.1"]) as api:
+        yield api
+
+
+@pytest.fixture
+def api(reference_api: ReferenceAPIProcess) -> ReferenceAPIProcess:
+    """The session's reference API with its statistics cleared and default behaviour."""
+    reference_api.configure(latency="on", latency_scale=0.1, error_rate=0.0, slow_rate=0.0)
+    reference_api.reset_stats()
+    return reference_api
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dir: Path | None
+
+    def summary(self) -> dict:
+        assert self.run_dir is not None, self.stderr[-3000:]
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+
+def run_dirs(results: Path) -> list[Path]:
+    return sorted(p for p in results.iterdir() if p.is_dir()) if results.exists() else []
+
+
+def run_panacea(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> LocustRun:
+    """``panacea-locust run ...`` in ``cwd``; returns its output and the new results folder."""
+    before = set(run_dirs(cwd / "results"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "panacea_locust.cli", "run", *args], cwd=cwd,
+        env=env or clean_env(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    new = [p for p in run_dirs(cwd / "results") if p not in before]
+    return LocustRun(proc.returncode, proc.stdout, proc.stderr, new[-1] if new else None)

@@ -1,0 +1,212 @@
+"""End to end: real headless Locust runs against the real reference API on loopback.
+
+Everything is asserted from what the server says it received (``/__stats``) and from the
+results folder the run leaves, never from the load side's own opinion of itself.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, clean_env, run_dirs, run_panacea
+
+from panacea_locust.config import ENDPOINTS, ENDPOINT_NAMES
+from panacea_locust.payload_generator import window_start
+from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+
+pytestmark = pytest.mark.e2e
+
+USERS = 20
+FAST_WAITS = {"HEAVY_WAIT_MIN": "0.05", "HEAVY_WAIT_MAX": "0.1",
+              "LIGHT_WAIT_MIN": "0.2", "LIGHT_WAIT_MAX": "0.4"}  # fmt: skip
+CONTRACT_KEYS = {"requests", "failures", "failure_ratio", "acceptable", "rps", "min_ms",
+                 "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"}  # fmt: skip
+
+
+def _index(user_id: str) -> int:
+    match = re.fullmatch(r"loadtest_user_(\d+)", user_id)
+    assert match, user_id
+    return int(match.group(1))
+
+
+def check_sessions_and_windows(stats: dict, users: int) -> None:
+    sessions = stats["sessions"]
+    assert stats["distinct_sessions"] == len(sessions) == users
+    user_ids = [s["user_id"] for s in sessions.values()]
+    assert len(set(user_ids)) == users, "a user id was shared"
+    assert sorted(_index(u) for u in user_ids) == list(range(users)), "global index not 0..n-1"
+    for sid, session in sessions.items():
+        assert re.fullmatch(r"[0-9a-f]{32}", sid)
+        g = _index(session["user_id"])
+        start = 800 + window_start(g, 201, 50, 0.3)
+        named = set(session["bundle_ids"])
+        assert named, f"session {sid} named no bundle"
+        assert named <= set(range(start, start + 50)), f"user {g} left its window"
+        combos = set(session.get("combo_ids", []))
+        c_start = 1 + window_start(g, 200, 20, 0.3)
+        assert combos <= set(range(c_start, c_start + 20)), f"user {g} left its combo window"
+
+
+def check_results_folder(run_dir: Path, summary: dict) -> None:
+    for name in ("summary.json", "summary.md", "locust_stats.csv", "report.html"):
+        assert (run_dir / name).is_file(), f"{name} missing from {run_dir}"
+    assert set(summary) >= {"run", "total", "endpoints"}
+    assert CONTRACT_KEYS <= set(summary["total"])
+    for name, block in summary["endpoints"].items():
+        assert name in ENDPOINT_NAMES
+        assert CONTRACT_KEYS | {"failures_by_reason"} <= set(block)
+        assert block["min_ms"] <= block["p50_ms"] <= block["p95_ms"] <= block["p99_ms"]
+        assert block["p99_ms"] <= block["max_ms"] * 1.001
+    run = summary["run"]
+    assert run["id"] == run_dir.name
+    assert "***" not in str(run["config"].get("PANACEA_HOST"))
+    assert "| `/api/v1/logs/search` |" in (run_dir / "summary.md").read_text()
+
+
+def test_headless_run_drives_all_endpoints_by_the_rules(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    run = run_panacea(["--host", api.url, "-u", str(USERS), "-r", str(USERS), "-t", "15s",
+                       "--no-slo"], cwd=tmp_path, env=clean_env(**FAST_WAITS))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = api.stats()
+    summary = run.summary()
+
+    # every endpoint hit, nothing broke the contract, nothing failed
+    assert set(stats["endpoints"]) == set(ENDPOINT_NAMES)
+    assert stats["violations_total"] == 0, stats["violations"]
+    assert summary["total"]["failures"] == 0, summary["total"]
+
+    check_sessions_and_windows(stats, USERS)
+    assert summary["run"]["users"] == {"HeavyUser": 5, "LightUser": 15}
+
+    # the endpoint mix follows the weights: each count within 4 sigma of its expectation
+    total = stats["total"]
+    weights = {e.path: e.weight for e in ENDPOINTS}
+    assert total > 800
+    for name, weight in weights.items():
+        expected = total * weight / sum(weights.values())
+        observed = stats["endpoints"][name]["count"]
+        assert abs(observed - expected) <= 4 * math.sqrt(expected) + 3, (name, observed, expected)
+
+    # the load side counted what the server answered
+    assert summary["total"]["requests"] == total
+    server_404 = stats["by_status"].get("404", 0)
+    assert summary["total"]["acceptable"].get("404", 0) == server_404
+    check_results_folder(run.run_dir, summary)  # type: ignore[arg-type]
+
+
+def test_two_processes_share_no_identity(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    run = run_panacea(["--host", api.url, "-u", str(USERS), "-r", str(USERS), "-t", "10s",
+                       "--processes", "2", "--no-slo"], cwd=tmp_path,
+                      env=clean_env(**FAST_WAITS))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = api.stats()
+    check_sessions_and_windows(stats, USERS)
+    summary = run.summary()
+    assert summary["run"]["users"] == {"HeavyUser": 5, "LightUser": 15}
+    # one merged summary: the master's totals equal what the server received
+    assert summary["total"]["requests"] == stats["total"]
+    assert len(run_dirs(tmp_path / "results")) == 1
+
+
+def _start_plain_locust(api: ReferenceAPIProcess, cwd: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+           "--host", api.url, "-u", "10", "-r", "10", *extra]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=cwd, env=clean_env(**FAST_WAITS), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_sigint_half_way_still_writes_the_summary(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panacea_locust.cli", "run", "--host", api.url, "-u", "10",
+         "-r", "10", "-t", "60s", "--no-slo"], cwd=tmp_path, env=clean_env(**FAST_WAITS),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    dirs = run_dirs(tmp_path / "results")
+    assert len(dirs) == 1, err[-3000:]
+    import json
+
+    summary = json.loads((dirs[0] / "summary.json").read_text())
+    assert summary["total"]["requests"] > 0
+    assert summary["run"]["duration_s"] < 30
+    assert summary["total"]["requests"] <= api.stats()["total"]
+
+
+def test_sigterm_on_plain_locust_writes_the_summary(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    proc = _start_plain_locust(api, tmp_path, "-t", "60s")
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    dirs = run_dirs(tmp_path / "results")
+    assert len(dirs) == 1 and (dirs[0] / "summary.json").is_file()
+    assert dirs[0].name.endswith("_locust")
+
+
+def test_plain_locust_command_of_the_original_readme(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    proc = _start_plain_locust(api, tmp_path, "-t", "5s", "--csv=results", "--html=report.html")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert (tmp_path / "results_stats.csv").is_file() and (tmp_path / "report.html").is_file()
+    assert len(run_dirs(tmp_path / "results")) == 1
+    assert api.stats()["distinct_sessions"] == 10
+
+
+@pytest.mark.parametrize("runner", ["panacea", "locust"])
+def test_bad_setting_stops_before_any_request(
+    api: ReferenceAPIProcess, tmp_path: Path, runner: str
+) -> None:
+    env = clean_env(BUNDLE_ID_MIN="1000", BUNDLE_ID_MAX="800")
+    if runner == "panacea":
+        cmd = [sys.executable, "-m", "panacea_locust.cli", "run", "--host", api.url, "-u", "5",
+               "-t", "5s"]  # fmt: skip
+    else:
+        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+               "--host", api.url, "-u", "5", "-t", "5s"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines[-1].endswith(
+        "invalid setting BUNDLE_ID_MIN='1000': must not exceed BUNDLE_ID_MAX (800)"
+    ), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert api.stats()["total"] == 0
+    assert not run_dirs(tmp_path / "results")
+
+
+def test_run_without_host_starts_the_reference_api(tmp_path: Path) -> None:
+    run = run_panacea(["-u", "4", "-r", "4", "-t", "4s", "--no-slo",
+                       "--reference-api-args", "--latency-scale 0.1"], cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = run.summary()
+    assert summary["run"]["host"].startswith("http://127.0.0.1:")
+    assert summary["total"]["requests"] > 0
+    assert "reference API on http://127.0.0.1:" in run.stderr
+
+
+def test_live_progress_line(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    run = run_panacea(["--host", api.url, "-u", "3", "-r", "3", "-t", "7s", "--no-slo"],
+                      cwd=tmp_path)  # fmt: skip
+    assert re.search(
+        r"\[00:0\d/00:07\] users 3 \| [\d.]+ req/s \| failures [\d.]+% \| p95 \d+ ms", run.stderr
+    ), run.stderr[-2000:]
+    assert "Results: " in run.stderr
+
+
+if os.environ.get("PANACEA_E2E_DEBUG"):  # pragma: no cover
+    print(ROOT)
