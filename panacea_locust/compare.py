@@ -3,6 +3,9 @@
 A regression is, per endpoint and in total:
 - p95 or p99 grew by more than the tolerance (relative, default 10 %) AND by more than the
   noise floor (absolute, default 5 ms): fast endpoints jitter by a few ms, which is no news;
+  A percentile is judged only where both runs put at least ``--min-tail-samples`` (default 5)
+  requests beyond it (p95 needs 100 requests, p99 500): a p99 of 40 samples is their
+  maximum, and a maximum is noise, not a regression;
 - or the failure ratio grew by more than ``FAILURE_RATIO_EPSILON`` (0.001 = 0.1 percentage
   point, absolute): any real new failure mode shows up, rounding noise does not.
 p50 and RPS are shown for context but never flagged (RPS depends on the user count).
@@ -35,6 +38,8 @@ GUARDED_LATENCIES: tuple[str, ...] = ("p95_ms", "p99_ms")
 CHART_METRICS: tuple[str, ...] = ("p50_ms", "p95_ms", "p99_ms")
 DEFAULT_TOLERANCE = 0.10
 DEFAULT_NOISE_FLOOR_MS = 5.0
+DEFAULT_MIN_TAIL_SAMPLES = 5
+_QUANTILE = {"p95_ms": 0.95, "p99_ms": 0.99}
 FAILURE_RATIO_EPSILON = 0.001
 
 _LABELS = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "rps": "RPS",
@@ -140,12 +145,22 @@ def _metric(stats: Mapping[str, Any] | None, metric: str) -> float | None:
     return _failure_ratio(stats) if metric == "failure_ratio" else _number(stats.get(metric))
 
 
+def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> bool:
+    """Whether ``requests`` put at least ``min_tail_samples`` beyond ``metric``'s percentile."""
+    if requests is None:
+        return False
+    return requests * (1.0 - _QUANTILE[metric]) + 1e-9 >= min_tail_samples
+
+
 def _regressions(metrics: Mapping[str, MetricDelta], tolerance: float,
-                 noise_floor_ms: float) -> list[str]:
+                 noise_floor_ms: float, requests: tuple[float | None, float | None] = (None, None),
+                 min_tail_samples: int = 0) -> list[str]:
     reasons = []
     for name in GUARDED_LATENCIES:
         d = metrics[name]
         if d.base is None or d.cur is None or d.delta is None:
+            continue
+        if min_tail_samples and not all(enough_tail(n, name, min_tail_samples) for n in requests):
             continue
         if d.cur > d.base * (1.0 + tolerance) and d.delta > noise_floor_ms:
             pct = f"{d.delta_pct:+.1f}%, " if d.delta_pct is not None else ""
@@ -159,8 +174,12 @@ def _regressions(metrics: Mapping[str, MetricDelta], tolerance: float,
 
 
 def compare_summaries(base: Mapping[str, Any], cur: Mapping[str, Any], tolerance: float,
-                      noise_floor_ms: float) -> Comparison:
-    """Compare two results-contract summaries; ``tolerance`` is a fraction (0.10 = 10 %)."""
+                      noise_floor_ms: float,
+                      min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES) -> Comparison:
+    """Compare two results-contract summaries; ``tolerance`` is a fraction (0.10 = 10 %).
+
+    ``min_tail_samples`` = 0 judges every percentile whatever the sample count.
+    """
     for which, summary in (("baseline", base), ("current", cur)):
         if not isinstance(summary.get("total"), Mapping):
             raise CompareInputError(f"the {which} summary has no 'total' section")
@@ -177,7 +196,8 @@ def compare_summaries(base: Mapping[str, Any], cur: Mapping[str, Any], tolerance
         metrics = {m: MetricDelta(m, _metric(b, m), _metric(c, m)) for m in METRICS}
         if name == TOTAL_SCOPE or (_has_requests(b) and _has_requests(c)):
             status = "compared"
-            reasons = _regressions(metrics, tolerance, noise_floor_ms)
+            counts = (_number((b or {}).get("requests")), _number((c or {}).get("requests")))
+            reasons = _regressions(metrics, tolerance, noise_floor_ms, counts, min_tail_samples)
         else:
             status, reasons = ("removed" if _has_requests(b) else "added"), []
         scopes.append(ScopeComparison(name, status, metrics, reasons))
@@ -456,6 +476,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="allowed p95/p99 growth, percent (default 10%%)")
     parser.add_argument("--noise-floor-ms", type=float, default=DEFAULT_NOISE_FLOOR_MS,
                         help="p95/p99 growth below this many ms is never flagged (default 5)")
+    parser.add_argument("--min-tail-samples", type=int, default=DEFAULT_MIN_TAIL_SAMPLES,
+                        help="judge p95/p99 only where both runs have this many requests "
+                        "beyond it (default 5: p95 needs 100 requests, p99 500; 0 = always)")
     parser.add_argument("--out", metavar="DIR",
                         help="where to write compare.md and compare.html (default CURRENT_DIR)")
     return parser
@@ -472,7 +495,10 @@ def main(argv: Sequence[str]) -> int:
             raise CompareInputError(f"--noise-floor-ms {args.noise_floor_ms:g} must be >= 0")
         base = load_summary(args.baseline, "baseline")
         cur = load_summary(args.current, "current")
-        comparison = compare_summaries(base, cur, tolerance, args.noise_floor_ms)
+        if args.min_tail_samples < 0:
+            raise CompareInputError(f"--min-tail-samples {args.min_tail_samples} must be >= 0")
+        comparison = compare_summaries(base, cur, tolerance, args.noise_floor_ms,
+                                       args.min_tail_samples)
         comparison.baseline = f"{args.baseline} ({comparison.baseline})"
         comparison.current = f"{args.current} ({comparison.current})"
         current = Path(args.current)

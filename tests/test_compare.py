@@ -199,3 +199,18 @@ def test_summary_json_path_is_accepted(tmp_path: Path) -> None:
     cur = run_dir(tmp_path, "cur", summary("cur", BASE))
     assert main([str(base / "summary.json"), str(cur / "summary.json")]) == 0
     assert (cur / "compare.html").is_file()
+
+
+def test_a_percentile_with_too_few_samples_beyond_it_is_not_judged() -> None:
+    few = {SEARCH: stats(requests=120)}  # 6 beyond p95, 1.2 beyond p99
+    slow = {SEARCH: stats(p95=300.0, p99=900.0, requests=120)}
+    result = compare_summaries(summary("a", few), summary("b", slow), 0.10, 5.0)
+    search = next(s for s in result.scopes if s.scope == SEARCH)
+    assert search.regressed_metrics() == {"p95_ms"}  # p99 of 120 samples: noise
+    strict = compare_summaries(summary("a", few), summary("b", slow), 0.10, 5.0,
+                               min_tail_samples=0)
+    search = next(s for s in strict.scopes if s.scope == SEARCH)
+    assert search.regressed_metrics() == {"p95_ms", "p99_ms"}
+    tiny = {SEARCH: stats(requests=40)}
+    tiny_slow = {SEARCH: stats(p95=300.0, p99=900.0, requests=40)}
+    assert not compare_summaries(summary("a", tiny), summary("b", tiny_slow), 0.10, 5.0).flagged
