@@ -109,9 +109,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         allocator.install(runner)
     weight = getattr(options, "analytics_user_weight", -1) if options else -1
     if weight is not None and weight >= 0:
-        for cls in environment.user_classes:
-            if cls.__name__ == "AnalyticsUser":
-                cls.weight = weight
+        _set_analytics_weight(environment, weight)
     if not isinstance(runner, WorkerRunner):
         slo_path = (getattr(options, "slo_file", "") if options else "") or ctx.settings.slo_file
         if slo_path:
@@ -126,6 +124,20 @@ def _on_init(environment: Environment, **_: Any) -> None:
         environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
     )  # fmt: skip
     logger.debug("effective configuration: %s", ctx.settings.masked())
+
+
+def _set_analytics_weight(environment: Environment, weight: int) -> None:
+    """``--analytics-user-weight``: Locust drops weight-0 classes before ``init``, so the
+    class goes back into (or out of) the environment's list, not just its weight changes."""
+    cls = (environment.available_user_classes or {}).get("AnalyticsUser")
+    if cls is None:
+        return  # a custom locustfile without AnalyticsUser
+    cls.weight = weight
+    classes = environment.user_classes
+    if weight > 0 and cls not in classes:
+        classes.append(cls)
+    elif weight == 0 and cls in classes and len(classes) > 1:
+        classes.remove(cls)
 
 
 def _load_pool_data(ctx: Any) -> None:

@@ -97,10 +97,11 @@ def test_headless_run_drives_all_endpoints_by_the_rules(
         observed = stats["endpoints"][name]["count"]
         assert abs(observed - expected) <= 4 * math.sqrt(expected) + 3, (name, observed, expected)
 
-    # the load side counted what the server answered
-    assert summary["total"]["requests"] == total
+    # the load side counted what the server answered (a request cut off by the stop is
+    # seen by the server only: at most one per user)
+    assert 0 <= total - summary["total"]["requests"] <= USERS
     server_404 = stats["by_status"].get("404", 0)
-    assert summary["total"]["acceptable"].get("404", 0) == server_404
+    assert 0 <= server_404 - summary["total"]["acceptable"].get("404", 0) <= USERS
     check_results_folder(run.run_dir, summary)  # type: ignore[arg-type]
 
 
@@ -113,8 +114,10 @@ def test_two_processes_share_no_identity(api: ReferenceAPIProcess, tmp_path: Pat
     check_sessions_and_windows(stats, USERS)
     summary = run.summary()
     assert summary["run"]["users"] == {"HeavyUser": 5, "LightUser": 15}
-    # one merged summary: the master's totals equal what the server received
-    assert summary["total"]["requests"] == stats["total"]
+    # one merged summary: the master's totals are what the server received from both workers
+    # (less requests cut off by the stop: at most one per user)
+    assert 0 <= stats["total"] - summary["total"]["requests"] <= USERS
+    assert summary["total"]["requests"] > 500
     assert len(run_dirs(tmp_path / "results")) == 1
 
 

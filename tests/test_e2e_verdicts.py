@@ -1,0 +1,148 @@
+"""End to end: thresholds decide the exit code, abort rules stop runs, percentiles are exact
+to 1%, compare flags a real slowdown, and every scenario file runs under plain Locust."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, clean_env, run_dirs, run_panacea
+
+from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+
+pytestmark = pytest.mark.e2e
+
+FAST_WAITS = {"HEAVY_WAIT_MIN": "0.02", "HEAVY_WAIT_MAX": "0.05",
+              "LIGHT_WAIT_MIN": "0.05", "LIGHT_WAIT_MAX": "0.1"}  # fmt: skip
+
+
+def _slo(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "slo.toml"
+    path.write_text(text)
+    return path
+
+
+def test_impossible_rule_exits_3_and_names_the_rule(api: ReferenceAPIProcess,
+                                                    tmp_path: Path) -> None:
+    slo = _slo(tmp_path, "[total]\np95_ms = 1\nmax_failure_ratio = 0.5\n")
+    run = run_panacea(["--host", api.url, "-u", "5", "-r", "5", "-t", "5s", "--slo", str(slo)],
+                      cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 3, run.stderr[-3000:]
+    block = run.summary()["thresholds"]
+    assert block["passed"] is False
+    broken = [r for r in block["rules"] if not r["passed"]]
+    assert [(r["scope"], r["metric"]) for r in broken] == [("total", "p95_ms")]
+    assert broken[0]["observed"] > 1
+    assert "p95_ms" in run.stderr and "FAIL" in run.stderr
+    assert "p95_ms" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]
+
+
+def test_generous_rules_exit_0(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    slo = _slo(tmp_path, "[total]\np95_ms = 60000\nmax_failure_ratio = 0.5\n"
+                         "max_acceptable_4xx_ratio = 0.9\n")  # fmt: skip
+    run = run_panacea(["--host", api.url, "-u", "5", "-r", "5", "-t", "5s", "--slo", str(slo)],
+                      cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.summary()["thresholds"]["passed"] is True
+    assert "VERDICT: PASS" in run.stderr
+
+
+def test_bad_slo_file_stops_before_any_request(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    slo = _slo(tmp_path, "[total]\np95 = 100\n")
+    run = run_panacea(["--host", api.url, "-u", "2", "-t", "5s", "--slo", str(slo)],
+                      cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 2
+    assert "p95" in run.stderr.strip().splitlines()[-1]
+    assert api.stats()["total"] == 0
+
+
+def test_abort_rule_stops_the_run_early(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    slo = _slo(tmp_path, "[total]\np95_ms = 1\nabort = true\nabort_grace_s = 2\n")
+    started = time.monotonic()
+    run = run_panacea(["--host", api.url, "-u", "5", "-r", "5", "-t", "60s", "--slo", str(slo)],
+                      cwd=tmp_path)  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert run.returncode == 3, run.stderr[-3000:]
+    assert elapsed < 30, f"the abort rule did not stop the run ({elapsed:.0f} s)"
+    summary = run.summary()
+    assert "p95_ms" in summary["run"]["aborted"]
+    assert summary["run"]["duration_s"] < 20
+
+
+def _exact(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile over every sample (HdrHistogram's definition)."""
+    ordered = sorted(samples)
+    rank = max(1, int(q / 100 * len(ordered) + 0.5))
+    return ordered[rank - 1]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_percentiles_within_one_percent_of_exact(api: ReferenceAPIProcess, tmp_path: Path,
+                                                 processes: int) -> None:
+    samples_dir = tmp_path / "samples"
+    samples_dir.mkdir()
+    args = ["--host", api.url, "-u", "10", "-r", "10", "-t", "8s", "--no-slo",
+            "--locustfile", str(ROOT / "tests" / "locustfiles" / "record_samples.py")]  # fmt: skip
+    if processes > 1:
+        args += ["--processes", str(processes)]
+    run = run_panacea(args, cwd=tmp_path, env=clean_env(SAMPLES_DIR=str(samples_dir),
+                                                        **FAST_WAITS))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    files = list(samples_dir.glob("*.txt"))
+    assert len(files) == processes
+    samples = [float(x) for f in files for x in f.read_text().split()]
+    total = run.summary()["total"]
+    assert abs(total["requests"] - len(samples)) <= 10  # a stop may cut the last few
+    assert len(samples) > 300
+    for key, q in (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99)):
+        exact = _exact(samples, q)
+        assert math.isclose(total[key], exact, rel_tol=0.01, abs_tol=0.05), (key, total[key], exact)
+    assert total["max_ms"] == pytest.approx(max(samples), rel=1e-3)
+
+
+def test_compare_flags_a_real_slowdown(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    args = ["--host", api.url, "-u", "10", "-r", "10", "-t", "8s", "--no-slo"]
+    env = clean_env(LOADTEST_SEED="3", **FAST_WAITS)
+    base = run_panacea([*args, "--label", "base"], cwd=tmp_path, env=env)
+    same = run_panacea([*args, "--label", "same"], cwd=tmp_path, env=env)
+    api.configure(latency_scale=0.4)  # four times the session's latency
+    slow = run_panacea([*args, "--label", "slow"], cwd=tmp_path, env=env)
+    for r in (base, same, slow):
+        assert r.returncode == 0 and r.run_dir is not None, r.stderr[-2000:]
+
+    def compare(a: Path, b: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "panacea_locust.cli", "compare", str(a),
+                               str(b), "--tolerance", "25%"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+
+    ok = compare(base.run_dir, same.run_dir)  # type: ignore[arg-type]
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    flagged = compare(base.run_dir, slow.run_dir)  # type: ignore[arg-type]
+    assert flagged.returncode == 1, flagged.stdout + flagged.stderr
+    assert "/api/v1/logs/search" in flagged.stdout
+    assert (slow.run_dir / "compare.md").is_file()  # type: ignore[operator]
+    assert (slow.run_dir / "compare.html").is_file()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("scenario", ["smoke", "load", "stress", "analytics"])
+def test_scenario_file_runs_under_plain_locust(api: ReferenceAPIProcess, tmp_path: Path,
+                                               scenario: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "locust", "--config", f"scenarios/{scenario}.conf",
+         "--host", api.url, "-t", "4s", "--results-dir", str(tmp_path)],
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]  # 3: an SLO rule judged 4 s harshly
+    (run_dir,) = run_dirs(tmp_path)
+    assert run_dir.name.endswith(f"_{scenario}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run"]["label"] == scenario
+    assert summary["thresholds"]["rules"], "the scenario's slo-file was not applied"
+    assert summary["total"]["requests"] > 0
+    if scenario == "analytics":
+        assert summary["run"]["users"].get("AnalyticsUser", 0) > 0
