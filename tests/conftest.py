@@ -19,9 +19,26 @@ sys.path.insert(0, str(ROOT / "tests"))
 pytest_plugins = ["clickhouse_fixture"]
 
 #: variables of ours that a developer's shell might have set; tests start from defaults
-_OUR_VARS = ("PANACEA_", "LOCUST_", "BUNDLE_", "COMBO_", "USER_", "HEAVY_", "LIGHT_",
-             "STANDARD_", "ANALYTICS_", "CLICKHOUSE_", "USE_DATABASE", "DB_", "LOAD_SHAPE",
-             "SPIKE_", "SLO_FILE", "RESULTS_DIR", "LOADTEST_SEED", "ACCEPTABLE_")  # fmt: skip
+_OUR_VARS = (
+    "PANACEA_",
+    "LOCUST_",
+    "BUNDLE_",
+    "COMBO_",
+    "USER_",
+    "HEAVY_",
+    "LIGHT_",
+    "STANDARD_",
+    "ANALYTICS_",
+    "CLICKHOUSE_",
+    "USE_DATABASE",
+    "DB_",
+    "LOAD_SHAPE",
+    "SPIKE_",
+    "SLO_FILE",
+    "RESULTS_DIR",
+    "LOADTEST_SEED",
+    "ACCEPTABLE_",
+)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -74,8 +91,12 @@ def run_panacea(
     """``panacea-locust run ...`` in ``cwd``; returns its output and the new results folder."""
     before = set(run_dirs(cwd / "results"))
     proc = subprocess.run(
-        [sys.executable, "-m", "panacea_locust.cli", "run", *args], cwd=cwd,
-        env=env or clean_env(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        [sys.executable, "-m", "panacea_locust.cli", "run", *args],
+        cwd=cwd,
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     new = [p for p in run_dirs(cwd / "results") if p not in before]
     return LocustRun(proc.returncode, proc.stdout, proc.stderr, new[-1] if new else None)

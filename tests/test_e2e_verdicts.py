@@ -17,8 +17,12 @@ from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 
 pytestmark = pytest.mark.e2e
 
-FAST_WAITS = {"HEAVY_WAIT_MIN": "0.02", "HEAVY_WAIT_MAX": "0.05",
-              "LIGHT_WAIT_MIN": "0.05", "LIGHT_WAIT_MAX": "0.1"}  # fmt: skip
+FAST_WAITS = {
+    "HEAVY_WAIT_MIN": "0.02",
+    "HEAVY_WAIT_MAX": "0.05",
+    "LIGHT_WAIT_MIN": "0.05",
+    "LIGHT_WAIT_MAX": "0.1",
+}
 
 
 def _slo(tmp_path: Path, text: str) -> Path:
@@ -27,11 +31,13 @@ def _slo(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_impossible_rule_exits_3_and_names_the_rule(api: ReferenceAPIProcess,
-                                                    tmp_path: Path) -> None:
+def test_impossible_rule_exits_3_and_names_the_rule(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
     slo = _slo(tmp_path, "[total]\np95_ms = 1\nmax_failure_ratio = 0.5\n")
-    run = run_panacea(["--host", api.url, "-u", "5", "-r", "5", "-t", "5s", "--slo", str(slo)],
-                      cwd=tmp_path)  # fmt: skip
+    run = run_panacea(
+        ["--host", api.url, "-u", "5", "-r", "5", "-t", "5s", "--slo", str(slo)], cwd=tmp_path
+    )
     assert run.returncode == 3, run.stderr[-3000:]
     block = run.summary()["thresholds"]
     assert block["passed"] is False
@@ -43,10 +49,13 @@ def test_impossible_rule_exits_3_and_names_the_rule(api: ReferenceAPIProcess,
 
 
 def test_generous_rules_exit_0(api: ReferenceAPIProcess, tmp_path: Path) -> None:
-    slo = _slo(tmp_path, "[total]\np95_ms = 60000\nmax_failure_ratio = 0.5\n"
-                         "max_acceptable_4xx_ratio = 0.9\n")  # fmt: skip
-    run = run_panacea(["--host", api.url, "-u", "5", "-r", "5", "-t", "5s", "--slo", str(slo)],
-                      cwd=tmp_path)  # fmt: skip
+    slo = _slo(
+        tmp_path,
+        "[total]\np95_ms = 60000\nmax_failure_ratio = 0.5\nmax_acceptable_4xx_ratio = 0.9\n",
+    )
+    run = run_panacea(
+        ["--host", api.url, "-u", "5", "-r", "5", "-t", "5s", "--slo", str(slo)], cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.summary()["thresholds"]["passed"] is True
     assert "VERDICT: PASS" in run.stderr
@@ -54,8 +63,7 @@ def test_generous_rules_exit_0(api: ReferenceAPIProcess, tmp_path: Path) -> None
 
 def test_bad_slo_file_stops_before_any_request(api: ReferenceAPIProcess, tmp_path: Path) -> None:
     slo = _slo(tmp_path, "[total]\np95 = 100\n")
-    run = run_panacea(["--host", api.url, "-u", "2", "-t", "5s", "--slo", str(slo)],
-                      cwd=tmp_path)  # fmt: skip
+    run = run_panacea(["--host", api.url, "-u", "2", "-t", "5s", "--slo", str(slo)], cwd=tmp_path)
     assert run.returncode == 2
     assert "p95" in run.stderr.strip().splitlines()[-1]
     assert api.stats()["total"] == 0
@@ -64,8 +72,9 @@ def test_bad_slo_file_stops_before_any_request(api: ReferenceAPIProcess, tmp_pat
 def test_abort_rule_stops_the_run_early(api: ReferenceAPIProcess, tmp_path: Path) -> None:
     slo = _slo(tmp_path, "[total]\np95_ms = 1\nabort = true\nabort_grace_s = 2\n")
     started = time.monotonic()
-    run = run_panacea(["--host", api.url, "-u", "5", "-r", "5", "-t", "60s", "--slo", str(slo)],
-                      cwd=tmp_path)  # fmt: skip
+    run = run_panacea(
+        ["--host", api.url, "-u", "5", "-r", "5", "-t", "60s", "--slo", str(slo)], cwd=tmp_path
+    )
     elapsed = time.monotonic() - started
     assert run.returncode == 3, run.stderr[-3000:]
     assert elapsed < 30, f"the abort rule did not stop the run ({elapsed:.0f} s)"
@@ -82,16 +91,27 @@ def _exact(samples: list[float], q: float) -> float:
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_percentiles_within_one_percent_of_exact(api: ReferenceAPIProcess, tmp_path: Path,
-                                                 processes: int) -> None:
+def test_percentiles_within_one_percent_of_exact(
+    api: ReferenceAPIProcess, tmp_path: Path, processes: int
+) -> None:
     samples_dir = tmp_path / "samples"
     samples_dir.mkdir()
-    args = ["--host", api.url, "-u", "10", "-r", "10", "-t", "8s", "--no-slo",
-            "--locustfile", str(ROOT / "tests" / "locustfiles" / "record_samples.py")]  # fmt: skip
+    args = [
+        "--host",
+        api.url,
+        "-u",
+        "10",
+        "-r",
+        "10",
+        "-t",
+        "8s",
+        "--no-slo",
+        "--locustfile",
+        str(ROOT / "tests" / "locustfiles" / "record_samples.py"),
+    ]
     if processes > 1:
         args += ["--processes", str(processes)]
-    run = run_panacea(args, cwd=tmp_path, env=clean_env(SAMPLES_DIR=str(samples_dir),
-                                                        **FAST_WAITS))  # fmt: skip
+    run = run_panacea(args, cwd=tmp_path, env=clean_env(SAMPLES_DIR=str(samples_dir), **FAST_WAITS))
     assert run.returncode == 0, run.stderr[-3000:]
     files = list(samples_dir.glob("*.txt"))
     assert len(files) == processes
@@ -116,9 +136,21 @@ def test_compare_flags_a_real_slowdown(api: ReferenceAPIProcess, tmp_path: Path)
         assert r.returncode == 0 and r.run_dir is not None, r.stderr[-2000:]
 
     def compare(a: Path, b: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "panacea_locust.cli", "compare", str(a),
-                               str(b), "--tolerance", "25%"], capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "panacea_locust.cli",
+                "compare",
+                str(a),
+                str(b),
+                "--tolerance",
+                "25%",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     ok = compare(base.run_dir, same.run_dir)  # type: ignore[arg-type]
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -130,13 +162,29 @@ def test_compare_flags_a_real_slowdown(api: ReferenceAPIProcess, tmp_path: Path)
 
 
 @pytest.mark.parametrize("scenario", ["smoke", "load", "stress", "analytics"])
-def test_scenario_file_runs_under_plain_locust(api: ReferenceAPIProcess, tmp_path: Path,
-                                               scenario: str) -> None:
+def test_scenario_file_runs_under_plain_locust(
+    api: ReferenceAPIProcess, tmp_path: Path, scenario: str
+) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "locust", "--config", f"scenarios/{scenario}.conf",
-         "--host", api.url, "-t", "4s", "--results-dir", str(tmp_path)],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "--config",
+            f"scenarios/{scenario}.conf",
+            "--host",
+            api.url,
+            "-t",
+            "4s",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert proc.returncode in (0, 3), proc.stderr[-3000:]  # 3: an SLO rule judged 4 s harshly
     (run_dir,) = run_dirs(tmp_path)
     assert run_dir.name.endswith(f"_{scenario}")
