@@ -1,0 +1,229 @@
+"""The ASGI application: a FastAPI app, fronted by a lean ASGI dispatcher for the hot path.
+
+FastAPI declares all twelve contract routes (so ``/openapi.json`` and ``/docs`` describe them)
+and serves the introspection routes. Its routing and middleware stack cost several times more
+than the work of answering a request, so requests to the contract endpoints are dispatched by an
+exact-path dictionary lookup in ``ReferenceAPI.__call__`` straight to ``Engine.handle``, the same
+function the FastAPI routes call. ``fast_path=False`` routes everything through FastAPI instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from enum import Enum
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from panacea_locust import __version__
+
+from . import models as m
+from .behaviour import ConfigChange
+from .contract import ENDPOINTS, SFDC_PATHS_PREFIX, Endpoint
+from .engine import Engine
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON_HEADER = (b"content-type", b"application/json")
+
+_REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    "analyze": m.AnalyzeRequest, "severity-count": m.SeverityCountRequest,
+    "histogram": m.HistogramRequest, "heatmap": m.HeatmapRequest, "search": m.SearchRequest,
+    "ask-ai": m.AskAIRequest, "reports": m.ReportsRequest,
+}
+_RESPONSE_MODELS: dict[str, type[BaseModel]] = {
+    "analyze": m.AnalyzeResponse, "info": m.InfoResponse,
+    "severity-count": m.SeverityCountResponse, "histogram": m.HistogramResponse,
+    "heatmap": m.HeatmapResponse, "search": m.SearchResponse,
+    "filter-options": m.FilterOptionsResponse, "events": m.EventsResponse,
+    "report_summary": m.ReportSummaryResponse, "ask-ai": m.AskAIResponse,
+    "reports": m.ReportsResponse, "by-sfdc-case": m.BundlePathsResponse,
+}
+_ID_PARAM = {"type": "integer", "minimum": 1}
+_QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
+    "info": [{"name": "bundle_id", "in": "query", "required": True, "schema": _ID_PARAM}],
+    "report_summary": [{"name": "bundle_id", "in": "query", "required": True,
+                        "schema": _ID_PARAM}],
+    "filter-options": [{"name": "bundle_ids", "in": "query", "required": True,
+                        "style": "form", "explode": True,
+                        "schema": {"type": "array", "items": _ID_PARAM, "minItems": 1,
+                                   "maxItems": 10, "uniqueItems": True}}],
+    "events": [
+        {"name": "bundle_id", "in": "query", "required": False, "schema": _ID_PARAM,
+         "description": "exactly one of bundle_id and combo_id"},
+        {"name": "combo_id", "in": "query", "required": False, "schema": _ID_PARAM,
+         "description": "exactly one of bundle_id and combo_id"},
+    ],
+    "by-sfdc-case": [{"name": "sfdc_case_no", "in": "path", "required": True,
+                      "schema": {"type": "string", "pattern": "^[0-9]{9}$"}}],
+}
+_SESSION_PARAM = {"name": "X-Session-Id", "in": "header", "required": True,
+                  "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class ReferenceAPI:
+    """The ASGI callable uvicorn serves (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, fast_path: bool = True) -> None:
+        self.engine = engine
+        self.fast_path = fast_path
+        self.routes: dict[tuple[str, str], Endpoint] = {
+            (e.method, e.template): e for e in ENDPOINTS if "{" not in e.template
+        }
+        self.sfdc_endpoint = next(e for e in ENDPOINTS if e.template.startswith(SFDC_PATHS_PREFIX))
+        self.fastapi = build_fastapi(engine)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path and scope["type"] == "http":
+            path: str = scope["path"]
+            method: str = scope["method"]
+            ep = self.routes.get((method, path))
+            param = None
+            if ep is None and path.startswith(SFDC_PATHS_PREFIX) and method == "GET":
+                param = path[len(SFDC_PATHS_PREFIX):]
+                if param and "/" not in param:
+                    ep = self.sfdc_endpoint
+            if ep is not None:
+                body = b""
+                if method == "POST":
+                    chunks = []
+                    while True:
+                        msg = await receive()
+                        if msg["type"] != "http.request":
+                            return  # client went away
+                        chunks.append(msg.get("body", b""))
+                        if not msg.get("more_body"):
+                            break
+                    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                status, payload, delay = self.engine.handle(
+                    ep, scope["headers"], scope["query_string"], param, body)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await send({"type": "http.response.start", "status": status,
+                            "headers": [_JSON_HEADER,
+                                        (b"content-length", str(len(payload)).encode())]})
+                await send({"type": "http.response.body", "body": payload})
+                return
+        await self.fastapi(scope, receive, send)
+
+
+def _route_handler(engine: Engine, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request) -> Response:
+        body = await request.body() if ep.method == "POST" else b""
+        param = request.path_params.get("sfdc_case_no")
+        status, payload, delay = engine.handle(
+            ep, request.scope["headers"], request.scope["query_string"], param, body)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return Response(payload, status_code=status, media_type="application/json")
+
+    handler.__name__ = ep.name.replace("-", "_")
+    return handler
+
+
+def build_fastapi(engine: Engine) -> FastAPI:
+    """The FastAPI app: the contract routes (documented from the models) and introspection."""
+    app = FastAPI(
+        title="Panacea API (reference server)",
+        version=__version__,
+        description="Local stand-in for the Panacea insights API, from PANACEA_API.md. "
+                    "Introspection: GET /__stats, POST /__stats/reset, GET/POST /__config.",
+    )
+    errors: dict[int | str, dict[str, Any]] = {
+        str(code): {"model": m.ErrorBody, "description": text} for code, text in (
+            (400, "the request broke the contract"), (401, "no or bad bearer token"),
+            (404, "unknown bundle, combo or case"), (500, "injected fault"))
+    }
+    for ep in ENDPOINTS:
+        extra: dict[str, Any] = {
+            "parameters": [_SESSION_PARAM, *_QUERY_PARAMS.get(ep.name, [])],
+            "security": [{"bearerAuth": []}],
+        }
+        req_model = _REQUEST_MODELS.get(ep.name)
+        if req_model is not None:
+            extra["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{req_model.__name__}"}}}}
+        app.add_api_route(
+            ep.template, _route_handler(engine, ep), methods=[ep.method], name=ep.name,
+            summary=ep.name, tags=[ep.template.split("/")[3]],
+            responses={"200": {"model": _RESPONSE_MODELS[ep.name]}, **errors},
+            openapi_extra=extra,
+        )
+
+    async def stats() -> Response:
+        return _json(200, engine.stats.snapshot())
+
+    async def stats_reset() -> Response:
+        engine.stats.reset()
+        return _json(200, {"reset": True})
+
+    async def get_config() -> Response:
+        return _json(200, engine.behaviour.describe())
+
+    async def post_config(request: Request) -> Response:
+        try:
+            change = ConfigChange.model_validate_json(await request.body() or b"{}")
+            engine.behaviour.apply(change)
+        except ValidationError as exc:
+            return _json(400, {"detail": m.describe_error(exc)})
+        except ValueError as exc:
+            return _json(400, {"detail": f"body.endpoints: {exc}"})
+        return _json(200, engine.behaviour.describe())
+
+    async def health() -> Response:
+        ds = engine.ds
+        return _json(200, {"status": "ok", "seed": ds.seed, "bundles": len(ds.bundles),
+                           "combos": len(ds.combos), "sfdc_cases": len(ds.sfdc_cases)})
+
+    intro: list[str | Enum] = ["introspection"]
+    app.add_api_route("/__stats", stats, methods=["GET"], tags=intro,
+                      summary="what the server received")
+    app.add_api_route("/__stats/reset", stats_reset, methods=["POST"], tags=intro,
+                      summary="clear the stats")
+    app.add_api_route("/__config", get_config, methods=["GET"], tags=intro,
+                      summary="current latency and fault settings")
+    app.add_api_route("/__config", post_config, methods=["POST"], tags=intro,
+                      summary="change latency and fault settings live",
+                      openapi_extra={"requestBody": {"content": {"application/json": {
+                          "schema": {"$ref": "#/components/schemas/ConfigChange"}}}}})
+    app.add_api_route("/__health", health, methods=["GET"], tags=intro, summary="liveness")
+
+    async def no_422(request: Request, exc: Exception) -> Response:
+        # no route declares typed parameters, but never let FastAPI's 422 leak anyway
+        first = exc.errors()[0] if isinstance(exc, RequestValidationError) else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if not isinstance(p, int))
+        return _json(400, {"detail": f"{field or 'request'}: {first.get('msg', 'invalid')}"})
+
+    app.add_exception_handler(RequestValidationError, no_422)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        extra_models: list[type[BaseModel]] = [*_REQUEST_MODELS.values(), ConfigChange]
+        for model in extra_models:
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(js.pop("$defs", {}))
+            schemas[model.__name__] = js
+        doc["components"]["securitySchemes"] = {"bearerAuth": {"type": "http",
+                                                               "scheme": "bearer"}}
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
