@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import events
+from locust import User, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -129,9 +129,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
 def _set_analytics_weight(environment: Environment, weight: int) -> None:
     """``--analytics-user-weight``: Locust drops weight-0 classes before ``init``, so the
     class goes back into (or out of) the environment's list, not just its weight changes."""
-    cls = (environment.available_user_classes or {}).get("AnalyticsUser")
-    if cls is None:
+    found = (environment.available_user_classes or {}).get("AnalyticsUser")
+    if not isinstance(found, type):
         return  # a custom locustfile without AnalyticsUser
+    cls: type[User] = found
     cls.weight = weight
     classes = environment.user_classes
     if weight > 0 and cls not in classes:
