@@ -363,21 +363,23 @@ def test_master_and_two_workers_share_no_identity(api: ReferenceAPIProcess, tmp_
     worker_dirs = [tmp_path / "w0", tmp_path / "w1"]
     for folder in worker_dirs:
         folder.mkdir()
-    workers = [
+    workers = [  # output to files: an unread pipe that fills up would block a worker
         subprocess.Popen(
             [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
             cwd=folder,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=(folder / "worker.log").open("w"),
         )
         for folder in worker_dirs
     ]
     try:
         _, err = master.communicate(timeout=90)
-        for w in workers:
-            w.wait(timeout=30)
+        for w, folder in zip(workers, worker_dirs, strict=True):
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"worker did not quit: {(folder / 'worker.log').read_text()[-3000:]}")
     finally:
         for p in (master, *workers):
             if p.poll() is None:
@@ -389,6 +391,7 @@ def test_master_and_two_workers_share_no_identity(api: ReferenceAPIProcess, tmp_
     assert run_dir.name.endswith("_distributed")
     for folder in worker_dirs:  # and the workers none
         assert not (folder / "results").exists()
+        assert "Traceback" not in (folder / "worker.log").read_text()
     import json
 
     summary = json.loads((run_dir / "summary.json").read_text())
