@@ -61,6 +61,7 @@ class _RunState:
         self.run_dir: Path | None = None
         self.aborted: str | None = None
         self.thresholds_passed: bool | None = None
+        self.report = ""  #: the table, rules and verdict, printed once the run has ended
         self.greenlets: list[gevent.Greenlet] = []
 
 
@@ -316,17 +317,31 @@ def export_results(environment: Environment) -> Path | None:
         write_results(state.run_dir, summary)
         thresholds = summary.get("thresholds")
         state.thresholds_passed = None if thresholds is None else bool(thresholds["passed"])
-        out = sys.stderr
-        out.write("\n" + render_table(summary) + "\n")
+        report = ["", render_table(summary)]
         if thresholds is not None:
-            out.write(render_thresholds_text(thresholds) + "\n")
-        out.write(verdict_line(summary) + "\n")
-        out.write(f"Results: {state.run_dir}\n")
-        out.flush()
+            report.append(render_thresholds_text(thresholds))
+        report += [verdict_line(summary), f"Results: {state.run_dir}"]
+        state.report = "\n".join(report) + "\n"
+        options = environment.parsed_options
+        if options is None or not options.headless:
+            _print_report()  # web UI: now; headless: after Locust's own tables (quit event)
         return state.run_dir
     except Exception:  # pragma: no cover - logged, never fatal
         logger.exception("panacea-locust: could not write the results")
         return state.run_dir
+
+
+def _print_report() -> None:
+    if state.report:
+        sys.stderr.write(state.report)
+        sys.stderr.flush()
+        state.report = ""
+
+
+@events.quit.add_listener
+def _on_quit(**_: Any) -> None:
+    """Locust prints its tables during shutdown; the verdict comes last, after them."""
+    _print_report()
 
 
 # --- background greenlets ------------------------------------------------------------------

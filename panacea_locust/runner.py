@@ -137,7 +137,8 @@ def main(argv: list[str]) -> int:
         if host is None:
             from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 
-            reference = ReferenceAPIProcess(args.reference_api_args.split())
+            # prewarmed: lazily built data would stall the first requests by a few ms each
+            reference = ReferenceAPIProcess(["--prewarm", *args.reference_api_args.split()])
             host = reference.start()
             print(f"panacea-locust run: reference API on {host}", file=sys.stderr)
         cmd += ["--host", host, *extra]

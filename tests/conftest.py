@@ -57,7 +57,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def reference_api() -> Iterator[ReferenceAPIProcess]:
     """One reference API for the session (latency scaled down to keep tests quick)."""
-    with ReferenceAPIProcess(["--latency-scale", "0.1"]) as api:
+    with ReferenceAPIProcess(["--latency-scale", "0.1", "--prewarm"]) as api:
         yield api
 
 
