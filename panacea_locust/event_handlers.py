@@ -111,6 +111,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
     weight = getattr(options, "analytics_user_weight", -1) if options else -1
     if weight is not None and weight >= 0:
         _set_analytics_weight(environment, weight)
+    users = getattr(options, "num_users", None) if options else None
+    if users and users > ctx.settings.locust_max_users:
+        _fail_start(
+            f"-u {users} is above LOCUST_MAX_USERS ({ctx.settings.locust_max_users}); "
+            "raise LOCUST_MAX_USERS (and USER_POOL_SIZE) to run more users"
+        )
     if not isinstance(runner, WorkerRunner):
         slo_path = (getattr(options, "slo_file", "") if options else "") or ctx.settings.slo_file
         if slo_path:

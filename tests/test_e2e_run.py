@@ -398,3 +398,98 @@ def test_master_and_two_workers_share_no_identity(api: ReferenceAPIProcess, tmp_
     assert summary["run"]["users"] == {"HeavyUser": 5, "LightUser": 15}
     assert 0 <= stats["total"] - summary["total"]["requests"] <= USERS
     assert summary["total"]["p95_ms"] is not None  # histograms merged from the workers
+
+
+def test_web_ui_mode_serves_the_ui_and_writes_the_run(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--host",
+            api.url,
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(port),
+            "--autostart",
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "6s",
+            "--autoquit",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=clean_env(**FAST_WAITS),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        page = ""
+        for _ in range(50):
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+                    break
+            except OSError:
+                continue
+        assert "Locust" in page
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    (run_dir,) = run_dirs(tmp_path / "results")
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["total"]["requests"] > 0
+    assert summary["run"]["users"] == {"HeavyUser": 1, "LightUser": 4}
+
+
+def test_more_users_than_the_configured_maximum_is_refused(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "--host",
+            api.url,
+            "-u",
+            "101",
+            "-t",
+            "3s",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "-u 101 is above LOCUST_MAX_USERS (100); raise LOCUST_MAX_USERS (and USER_POOL_SIZE) "
+            "to run more users"
+        )
+    )
+    assert api.stats()["total"] == 0
