@@ -20,6 +20,7 @@ from locust import User, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from panacea_locust import gc_tuning  # noqa: F401  (registers its listeners)
 from panacea_locust.config import ENDPOINTS, ConfigError, Settings
 from panacea_locust.results import (
     EndpointCounts,
@@ -160,7 +161,8 @@ def _load_pool_data(ctx: Any) -> None:
 # --- counting ------------------------------------------------------------------------------
 @events.request.add_listener
 def _on_request(name: str, response_time: float, **_: Any) -> None:
-    get_context().tally.record(name, response_time)
+    # once per request: straight to the histograms, one call shorter than ``tally.record``
+    get_context().tally.histograms.record(name, response_time)
 
 
 @events.report_to_master.add_listener

@@ -8,13 +8,14 @@ names comes from that pool. With a seed, pools and the sequence of payloads are 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, NamedTuple
+from urllib.parse import quote_plus
 
 from panacea_locust.config import ENDPOINTS_BY_KEY, Settings
 
@@ -93,14 +94,35 @@ def window(index: int, candidates: Sequence[Any], range_per_user: int, overlap: 
     return list(candidates[start : start + size])
 
 
+def window_ids(index: int, candidates: Sequence[int], range_per_user: int,
+               overlap: float) -> Sequence[int]:  # fmt: skip
+    """``window`` for ids; a ``range`` of candidates (generated ids) gives a ``range``, which
+    holds no per-id memory (a list of 50 ids is about 1.8 kB per user)."""
+    if isinstance(candidates, range):
+        size = min(range_per_user, len(candidates))
+        start = window_start(index, len(candidates), size, overlap)
+        return candidates[start : start + size]
+    return window(index, candidates, range_per_user, overlap)
+
+
 def sfdc_case_for_bundle(bundle_id: int, base: int) -> str:
     """The case a generated bundle belongs to: the reference API uses the same rule."""
     return f"{base + bundle_id:09d}"
 
 
+#: Without a seed nothing needs to be reproducible, so users share one generator: a
+#: ``random.Random`` holds 2.5 kB of state, 12 MB for 5,000 users (gevent runs one user at a
+#: time, so sharing is safe). Reseeded in every forked process (``--processes``), or all
+#: workers would draw the same sequence.
+_SHARED_RNG = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SHARED_RNG.seed)
+
+
 def _rng_for(seed: int | None, index: int, purpose: str) -> random.Random:
+    """The generator for one user and purpose: its own (seeded) with a seed, else the shared."""
     if seed is None:
-        return random.Random()
+        return _SHARED_RNG
     digest = hashlib.blake2b(f"{seed}:{index}:{purpose}".encode(), digest_size=8).digest()
     return random.Random(int.from_bytes(digest, "big"))
 
@@ -129,6 +151,53 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# --- the hot path ----------------------------------------------------------------------------
+# Every request builds a payload, so the builders below avoid the pure-Python parts of
+# ``random`` (``choice``/``randint``/``sample`` go through ``_randbelow``, about 1 us each) and
+# draw with ``Random.random()`` (one C call): ``int(random() * n)`` is uniform over ``range(n)``
+# to within n / 2**53. Timestamps come from a table instead of ``strftime``.
+
+#: ``EPOCH`` plus every whole hour of the span (and one day beyond, for a window's end), as
+#: the contract's ISO 8601 strings.
+_HOUR_STAMPS: tuple[str, ...] = tuple(
+    iso(EPOCH + timedelta(hours=h)) for h in range((SPAN_DAYS + 1) * 24 + 1)
+)
+_WINDOW_HOURS = (1, 2, 6, 12, 24)
+_FILTER_LEVELS = LOG_LEVELS[:3]
+_PAGE_SIZES = (10, 20, 20, 50, 100)  # search
+_PAGE_NOS = (1, 1, 1, 2, 3)
+_REPORT_PAGE_NOS = (1, 1, 2)
+_REPORT_PAGE_SIZES = (10, 20, 50)
+
+
+def _query(pairs: Sequence[tuple[str, Any]]) -> str:
+    """``urlencode`` for our parameters: integers as they are, anything else quoted."""
+    return "&".join(
+        [f"{k}={v}" if type(v) is int else f"{k}={quote_plus(str(v))}" for k, v in pairs]
+    )
+
+
+def _pick(rand: Callable[[], float], seq: Sequence[Any]) -> Any:
+    """One element of ``seq``, uniformly (``rand`` is a ``Random.random``)."""
+    return seq[int(rand() * len(seq))]
+
+
+def _sample(rand: Callable[[], float], seq: Sequence[Any], k: int) -> list[Any]:
+    """``k`` distinct elements of ``seq`` in random order (fewer if ``seq`` is shorter).
+
+    Made for the small ``k`` of the filters (1 to 3): a list is a cheaper "seen" than a set.
+    """
+    n = len(seq)
+    if k > n:
+        k = n
+    picked: list[int] = []
+    while len(picked) < k:
+        i = int(rand() * n)
+        if i not in picked:
+            picked.append(i)
+    return [seq[i] for i in picked]
+
+
 @dataclass
 class UserPool:
     """Everything one virtual user draws from; built once, when the user starts."""
@@ -137,8 +206,8 @@ class UserPool:
     user_id: str
     session_id: str
     session_from_database: bool
-    bundle_ids: list[int]
-    combo_ids: list[int]
+    bundle_ids: Sequence[int]  #: a ``range`` for generated ids, a list for loaded ones
+    combo_ids: Sequence[int]
     sfdc_cases: list[str]
     bundle_paths: list[str]
     cvm_ips: list[str]
@@ -152,9 +221,9 @@ class UserPool:
         overlap = settings.bundle_id_overlap_percentage
 
         bundles = data.bundle_ids or range(settings.bundle_id_min, settings.bundle_id_max + 1)
-        bundle_ids = window(index, bundles, settings.bundle_id_range_per_user, overlap)
+        bundle_ids = window_ids(index, bundles, settings.bundle_id_range_per_user, overlap)
         combos = data.combo_ids or range(settings.combo_id_min, settings.combo_id_max + 1)
-        combo_ids = window(index, combos, settings.combo_id_range_per_user, overlap)
+        combo_ids = window_ids(index, combos, settings.combo_id_range_per_user, overlap)
 
         n_cases = settings.sfdc_cases_per_user
         if data.sfdc_cases:
@@ -193,9 +262,12 @@ class UserPool:
         )
 
 
-@dataclass(frozen=True)
-class RequestSpec:
-    """One request to send: ``name`` is the stable row in Locust's statistics."""
+class RequestSpec(NamedTuple):
+    """One request to send: ``name`` is the stable row in Locust's statistics.
+
+    A named tuple rather than a frozen dataclass: one is built per request, and a tuple is
+    built about three times faster.
+    """
 
     method: str
     url: str  #: path with its query string
@@ -204,138 +276,185 @@ class RequestSpec:
 
 
 class PayloadGenerator:
-    """Builds each endpoint's request from a user's pool; paths come from the settings."""
+    """Builds each endpoint's request from a user's pool; paths come from the settings.
+
+    The builders run once per request, so they draw inline with ``rand = pool.rng.random``
+    (``seq[int(rand() * len(seq))]`` is ``rng.choice(seq)``, see ``_pick``): in a busy Locust
+    process each Python-level call saved is a measurable share of the request's cost.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.paths = {key: settings.endpoint_path(key) for key in ENDPOINTS_BY_KEY}
+        #: settings key -> bound builder: ``build`` runs once per request, without ``getattr``
+        self._builders: dict[str, Callable[[UserPool], RequestSpec]] = {
+            key: getattr(self, key.lower()) for key in ENDPOINTS_BY_KEY
+        }
+        before, _, after = self.paths["BUNDLE_PATHS_BY_CASE"].partition("{sfdc_case_no}")
+        self._case_url = (before, after)
 
     # --- shared pieces --------------------------------------------------------------------
     @staticmethod
     def _bundle_ids(pool: UserPool, most: int = 10) -> list[int]:
-        k = pool.rng.randint(1, min(most, len(pool.bundle_ids)))
-        return sorted(pool.rng.sample(pool.bundle_ids, k))
+        """1 to ``most`` distinct ids of the user's bundles, ascending."""
+        ids, rand = pool.bundle_ids, pool.rng.random
+        n = len(ids)
+        k = 1 + int(rand() * (most if most < n else n))
+        picked = {int(rand() * n)}
+        while len(picked) < k:
+            picked.add(int(rand() * n))
+        return sorted([ids[i] for i in picked])
 
     @staticmethod
-    def _time_window(pool: UserPool) -> tuple[str, str]:
-        rng = pool.rng
-        start = EPOCH + timedelta(days=rng.randrange(SPAN_DAYS), hours=rng.randrange(24))
-        return iso(start), iso(start + timedelta(hours=rng.choice((1, 2, 6, 12, 24))))
+    def _start_hour(rand: Callable[[], float]) -> int:
+        """Hours after ``EPOCH`` of a window's start: a random hour of a random day."""
+        return int(rand() * SPAN_DAYS) * 24 + int(rand() * 24)
+
+    @classmethod
+    def _time_window(cls, pool: UserPool) -> tuple[str, str]:
+        rand = pool.rng.random
+        start = int(rand() * SPAN_DAYS) * 24 + int(rand() * 24)
+        return _HOUR_STAMPS[start], _HOUR_STAMPS[start + _WINDOW_HOURS[int(rand() * 5)]]
 
     def _filters(self, pool: UserPool) -> dict[str, Any]:
         """A realistic, sparse filter set: most searches use one to three filters."""
-        rng = pool.rng
+        rand = pool.rng.random
         filters: dict[str, Any] = {}
-        if rng.random() < 0.5:
-            filters["components"] = rng.sample(COMPONENTS, rng.randint(1, 3))
-        if rng.random() < 0.6:
-            filters["log_levels"] = rng.sample(LOG_LEVELS[:3], rng.randint(1, 2))
-        if rng.random() < 0.3:
-            filters["cvm_ips"] = rng.sample(pool.cvm_ips, min(len(pool.cvm_ips), 2))
-        if rng.random() < 0.4:
+        if rand() < 0.5:
+            filters["components"] = _sample(rand, COMPONENTS, 1 + int(rand() * 3))
+        if rand() < 0.6:
+            filters["log_levels"] = _sample(rand, _FILTER_LEVELS, 1 + int(rand() * 2))
+        if rand() < 0.3:
+            filters["cvm_ips"] = _sample(rand, pool.cvm_ips, 2)
+        if rand() < 0.4:
             filters["start_time"], filters["end_time"] = self._time_window(pool)
-        if rng.random() < 0.4:
-            filters["search_log_string"] = rng.choice(SEARCH_STRINGS)
-        if rng.random() < 0.2:
-            filters["is_curated"] = rng.random() < 0.5
+        if rand() < 0.4:
+            filters["search_log_string"] = SEARCH_STRINGS[int(rand() * len(SEARCH_STRINGS))]
+        if rand() < 0.2:
+            filters["is_curated"] = rand() < 0.5
         return filters
+
+    def _post(self, key: str, body: dict[str, Any]) -> RequestSpec:
+        path = self.paths[key]
+        return RequestSpec("POST", path, path, body)
+
+    def _post_filtered(self, key: str, pool: UserPool, body: dict[str, Any]) -> RequestSpec:
+        """A POST whose body gets a filter set 70% of the time."""
+        if pool.rng.random() < 0.7:
+            body["filters"] = self._filters(pool)
+        path = self.paths[key]
+        return RequestSpec("POST", path, path, body)
 
     def _with_filters(self, pool: UserPool, body: dict[str, Any]) -> dict[str, Any]:
         if pool.rng.random() < 0.7:
             body["filters"] = self._filters(pool)
         return body
 
-    def _post(self, key: str, body: dict[str, Any]) -> RequestSpec:
-        path = self.paths[key]
-        return RequestSpec("POST", path, path, body)
-
     def _get(self, key: str, query: list[tuple[str, Any]]) -> RequestSpec:
         path = self.paths[key]
-        return RequestSpec("GET", f"{path}?{urlencode(query)}", path)
+        return RequestSpec("GET", f"{path}?{_query(query)}", path)
+
+    def _get_one(self, key: str, param: str, value: int) -> RequestSpec:
+        """A GET with one integer parameter (no encoding needed)."""
+        path = self.paths[key]
+        return RequestSpec("GET", f"{path}?{param}={value}", path)
 
     # --- one builder per endpoint, named for the settings key -----------------------------
     def logs_analyze(self, pool: UserPool) -> RequestSpec:
+        rand, paths, cases = pool.rng.random, pool.bundle_paths, pool.sfdc_cases
         body = {
-            "remote_log_bundle_path": pool.rng.choice(pool.bundle_paths),
-            "sfdc_case_no": pool.rng.choice(pool.sfdc_cases),
-            "is_retry": pool.rng.random() < 0.1,
+            "remote_log_bundle_path": paths[int(rand() * len(paths))],
+            "sfdc_case_no": cases[int(rand() * len(cases))],
+            "is_retry": rand() < 0.1,
         }
-        return self._post("LOGS_ANALYZE", body)
+        path = self.paths["LOGS_ANALYZE"]
+        return RequestSpec("POST", path, path, body)
 
     def logs_info(self, pool: UserPool) -> RequestSpec:
-        return self._get("LOGS_INFO", [("bundle_id", pool.rng.choice(pool.bundle_ids))])
+        ids, path = pool.bundle_ids, self.paths["LOGS_INFO"]
+        bundle_id = ids[int(pool.rng.random() * len(ids))]
+        return RequestSpec("GET", f"{path}?bundle_id={bundle_id}", path)
 
     def logs_severity_count(self, pool: UserPool) -> RequestSpec:
-        body = self._with_filters(pool, {"bundle_ids": self._bundle_ids(pool)})
-        return self._post("LOGS_SEVERITY_COUNT", body)
+        body = {"bundle_ids": self._bundle_ids(pool)}
+        return self._post_filtered("LOGS_SEVERITY_COUNT", pool, body)
 
     def logs_histogram(self, pool: UserPool) -> RequestSpec:
         body = {"bundle_ids": self._bundle_ids(pool),
-                "interval": pool.rng.choice(HISTOGRAM_INTERVALS)}  # fmt: skip
-        return self._post("LOGS_HISTOGRAM", self._with_filters(pool, body))
+                "interval": HISTOGRAM_INTERVALS[int(pool.rng.random() * 4)]}  # fmt: skip
+        return self._post_filtered("LOGS_HISTOGRAM", pool, body)
 
     def logs_heatmap(self, pool: UserPool) -> RequestSpec:
-        body = {"bundle_ids": self._bundle_ids(pool), "group_by": pool.rng.choice(HEATMAP_GROUPS)}
-        return self._post("LOGS_HEATMAP", self._with_filters(pool, body))
+        body = {"bundle_ids": self._bundle_ids(pool),
+                "group_by": HEATMAP_GROUPS[int(pool.rng.random() * 3)]}  # fmt: skip
+        return self._post_filtered("LOGS_HEATMAP", pool, body)
 
     def logs_search(self, pool: UserPool) -> RequestSpec:
-        rng = pool.rng
+        rand = pool.rng.random
         body = {
             "bundle_ids": self._bundle_ids(pool, most=4),
-            "page_size": rng.choice((10, 20, 20, 50, 100)),
-            "page_no": rng.choice((1, 1, 1, 2, 3)),
+            "page_size": _PAGE_SIZES[int(rand() * 5)],
+            "page_no": _PAGE_NOS[int(rand() * 5)],
         }
-        return self._post("LOGS_SEARCH", self._with_filters(pool, body))
+        return self._post_filtered("LOGS_SEARCH", pool, body)
 
     def logs_filter_options(self, pool: UserPool) -> RequestSpec:
-        ids = self._bundle_ids(pool, most=5)
-        return self._get("LOGS_FILTER_OPTIONS", [("bundle_ids", b) for b in ids])
+        path = self.paths["LOGS_FILTER_OPTIONS"]
+        query = "&".join([f"bundle_ids={b}" for b in self._bundle_ids(pool, most=5)])
+        return RequestSpec("GET", f"{path}?{query}", path)
 
     def events(self, pool: UserPool) -> RequestSpec:
-        if pool.rng.random() < 0.3:
-            return self._get("EVENTS", [("combo_id", pool.rng.choice(pool.combo_ids))])
-        return self._get("EVENTS", [("bundle_id", pool.rng.choice(pool.bundle_ids))])
+        rand, path = pool.rng.random, self.paths["EVENTS"]
+        if rand() < 0.3:
+            ids = pool.combo_ids
+            return RequestSpec("GET", f"{path}?combo_id={ids[int(rand() * len(ids))]}", path)
+        ids = pool.bundle_ids
+        return RequestSpec("GET", f"{path}?bundle_id={ids[int(rand() * len(ids))]}", path)
 
     def ai_report_summary(self, pool: UserPool) -> RequestSpec:
-        return self._get("AI_REPORT_SUMMARY", [("bundle_id", pool.rng.choice(pool.bundle_ids))])
+        ids, path = pool.bundle_ids, self.paths["AI_REPORT_SUMMARY"]
+        bundle_id = ids[int(pool.rng.random() * len(ids))]
+        return RequestSpec("GET", f"{path}?bundle_id={bundle_id}", path)
 
     def ai_ask_ai(self, pool: UserPool) -> RequestSpec:
-        rng = pool.rng
-        start, _ = self._time_window(pool)
-        question = rng.choice(QUESTIONS).format(
-            component=rng.choice(COMPONENTS), ip=rng.choice(pool.cvm_ips),
-            level=rng.choice(LOG_LEVELS[:3]), time=start,
+        rand = pool.rng.random
+        question = _pick(rand, QUESTIONS).format(
+            component=_pick(rand, COMPONENTS), ip=_pick(rand, pool.cvm_ips),
+            level=_pick(rand, _FILTER_LEVELS), time=_HOUR_STAMPS[self._start_hour(rand)],
         )  # fmt: skip
-        return self._post("AI_ASK_AI", {"bundle_id": rng.choice(pool.bundle_ids),
+        return self._post("AI_ASK_AI", {"bundle_id": _pick(rand, pool.bundle_ids),
                                         "question": question})  # fmt: skip
 
     def reports(self, pool: UserPool) -> RequestSpec:
-        rng = pool.rng
-        body: dict[str, Any] = {"page_no": rng.choice((1, 1, 2)),
-                                "page_size": rng.choice((10, 20, 50))}  # fmt: skip
+        rand = pool.rng.random
+        body: dict[str, Any] = {"page_no": _REPORT_PAGE_NOS[int(rand() * 3)],
+                                "page_size": _REPORT_PAGE_SIZES[int(rand() * 3)]}  # fmt: skip
         filters: dict[str, Any] = {}
-        if rng.random() < 0.4:
-            filters["sfdc_case_no"] = rng.choice(pool.sfdc_cases)
-        if rng.random() < 0.3:
+        if rand() < 0.4:
+            filters["sfdc_case_no"] = _pick(rand, pool.sfdc_cases)
+        if rand() < 0.3:
             filters["bundle_ids"] = self._bundle_ids(pool, most=5)
-        if rng.random() < 0.4:
-            filters["status"] = rng.sample(REPORT_STATUSES, rng.randint(1, 2))
-        if rng.random() < 0.3:
+        if rand() < 0.4:
+            filters["status"] = _sample(rand, REPORT_STATUSES, 1 + int(rand() * 2))
+        if rand() < 0.3:
             filters["start_time"], filters["end_time"] = self._time_window(pool)
         if filters:
             body["filters"] = filters
-        if rng.random() < 0.6:
-            body["sort_by"] = rng.choice(("created_at", "bundle_id"))
-            body["sort_order"] = rng.choice(("asc", "desc"))
+        if rand() < 0.6:
+            body["sort_by"] = "created_at" if rand() < 0.5 else "bundle_id"
+            body["sort_order"] = "asc" if rand() < 0.5 else "desc"
         return self._post("REPORTS", body)
 
     def bundle_paths_by_case(self, pool: UserPool) -> RequestSpec:
-        template = self.paths["BUNDLE_PATHS_BY_CASE"]
-        url = template.replace("{sfdc_case_no}", pool.rng.choice(pool.sfdc_cases))
-        return RequestSpec("GET", url, template)
+        before, after = self._case_url
+        cases = pool.sfdc_cases
+        case = cases[int(pool.rng.random() * len(cases))]
+        return RequestSpec("GET", f"{before}{case}{after}", self.paths["BUNDLE_PATHS_BY_CASE"])
 
     def build(self, key: str, pool: UserPool) -> RequestSpec:
         """The request for endpoint ``key`` (a settings key such as ``LOGS_SEARCH``)."""
-        builder: Any = getattr(self, key.lower())
+        builder = self._builders.get(key)
+        if builder is None:  # a builder added by a subclass for a key of its own
+            builder = getattr(self, key.lower())
         spec: RequestSpec = builder(pool)
         return spec

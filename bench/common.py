@@ -1,0 +1,440 @@
+"""Shared pieces of the load-generator benchmarks: an nginx target, headless Locust runs, CPU.
+
+Everything runs on 127.0.0.1 only. nginx (Debian's ``/usr/sbin/nginx``) is started as a
+foreground child with a throw-away configuration, pinned to one core; Locust runs pinned to
+the other, so each side has one core and the figures are "per core". Requests per second are
+read from Locust's ``--csv`` statistics (not ``--json``: in Locust 2.47 it resets the
+statistics it prints), and each run also reports how busy the Locust process was, since a
+load generator below 100 % of its core was not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+LOCUSTFILES = BENCH_DIR / "locustfiles"
+FRAMEWORK_LOCUSTFILE = ROOT / "panacea_locust" / "locustfile.py"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+#: One body that satisfies every endpoint's response check: all documented keys at once.
+STATIC_BODY: dict[str, Any] = {
+    "bundle_id": 900,
+    "status": "completed",
+    "sfdc_case_no": "012340900",
+    "total_lines": 1200,
+    "counts": {"fatal": 1, "error": 12, "warn": 40, "info": 900, "debug": 247},
+    "interval": "5m",
+    "buckets": [],
+    "rows": [],
+    "columns": [],
+    "values": [],
+    "total": 0,
+    "page_no": 1,
+    "page_size": 20,
+    "results": [],
+    "components": ["stargate"],
+    "log_levels": ["error"],
+    "cvm_ips": ["10.0.0.1"],
+    "events": [],
+    "summary": "ok",
+    "answer": "ok",
+    "reports": [],
+    "paths": [],
+}
+
+#: Our settings variables: a developer's shell must not change a benchmark's set-up.
+_OUR_VARS = (
+    "PANACEA_",
+    "LOCUST_",
+    "BUNDLE_",
+    "COMBO_",
+    "USER_",
+    "HEAVY_",
+    "LIGHT_",
+    "STANDARD_",
+    "ANALYTICS_",
+    "CLICKHOUSE_",
+    "USE_DATABASE",
+    "DB_",
+    "LOAD_SHAPE",
+    "SPIKE_",
+    "SLO_FILE",
+    "RESULTS_DIR",
+    "LOADTEST_SEED",
+    "ACCEPTABLE_",
+)
+
+#: Every wait time 0: a user sends its next request as soon as the last one is answered.
+NO_WAIT = {
+    f"{kind}_WAIT_{end}": "0" for kind in ("HEAVY", "LIGHT", "STANDARD") for end in ("MIN", "MAX")
+}
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without our settings, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OUR_VARS)}
+    env.update(overrides)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpus() -> tuple[int | None, int | None]:
+    """(target core, load generator core): 0 and 1 on a machine with two or more cores."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (0, 1) if n > 1 else (None, None)
+
+
+def pinned(cmd: Sequence[str], cpu: int | None) -> list[str]:
+    if cpu is not None and shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu), *cmd]
+    return list(cmd)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, from ``/proc/<pid>/status`` (VmRSS, in kB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def wait_for_port(
+    port: int, timeout: float = 10.0, proc: subprocess.Popen[Any] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"server exited with code {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listening on 127.0.0.1:{port}") from None
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGTERM, then SIGKILL after 5 s: never leave a child behind (a paused one too)."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGCONT)  # a stopped process would not act on SIGTERM
+    proc.terminate()
+    try:
+        proc.wait(5.0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5.0)
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+worker_rlimit_nofile 19000;
+events {{ worker_connections 16000; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{body}';
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(cpu: int | None = None, body: Mapping[str, Any] = STATIC_BODY) -> Iterator[str]:
+    """nginx answering ``body`` (JSON) with 200 to any method and path; yields its base URL.
+
+    One process (``master_process off``, one worker's work) pinned to ``cpu``, on a free
+    loopback port, configuration and logs in a temporary folder removed afterwards.
+    """
+    if not Path(NGINX).exists():
+        raise RuntimeError("nginx not found (Debian: apt-get install nginx-light)")
+    text = json.dumps(dict(body), separators=(",", ":"))
+    if "'" in text:
+        raise ValueError("the static body must not contain a single quote")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, body=text))
+        cmd = pinned([NGINX, "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf)], cpu)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for_port(port, proc=proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(proc)
+
+
+@dataclass
+class LocustResult:
+    """One headless Locust run: steady-state speed, CPU use, and what the run wrote."""
+
+    label: str
+    requests: int  #: every request of the run (Locust's CSV)
+    failures: int
+    rps: float  #: requests per second in the steady window (after the warm-up, to the stop)
+    cpu: float  #: share of one core the Locust process used in that window
+    run_dir: Path
+    csv_rps: float = 0.0  #: Locust's own aggregated requests per second (whole run)
+    summary: dict[str, Any] | None = None  #: the framework's summary.json, when written
+    spawned_at: float | None = None  #: time.monotonic() when every user had been spawned
+    rss_samples_kb: list[tuple[float, int]] = field(default_factory=list)  #: (monotonic, kB)
+    #: (monotonic, CPU s, requests, failures) every 0.2 s while running (``samples=True``)
+    samples: list[tuple[float, ...]] = field(default_factory=list)
+    #: steady-window latency (``BENCH_METER_LATENCY=1``): count, p50_ms, p99_ms, mean_ms
+    latency: dict[str, float] | None = None
+
+    @property
+    def rps_per_core(self) -> float:
+        """Requests per CPU-second of the Locust process: its speed on one whole core."""
+        return self.rps / self.cpu if self.cpu > 0 else 0.0
+
+
+@dataclass
+class LocustProcess:
+    """A headless Locust run in progress (``start_locust``); ``finish_locust`` reads it."""
+
+    label: str
+    proc: subprocess.Popen[bytes]
+    run_dir: Path
+    meter: Path
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signum)
+
+
+def start_locust(
+    locustfile: Path,
+    host: str,
+    *,
+    users: int,
+    seconds: float,
+    env: Mapping[str, str] | None = None,
+    cpu: int | None = None,
+    label: str = "run",
+    spawn_rate: float | None = None,
+    warmup: float = 1.0,
+    samples: bool = False,
+    extra: Sequence[str] = (),
+) -> LocustProcess:
+    """Start ``locust -f locustfile,meter.py --headless`` pinned to ``cpu``; returns at once."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
+    rate = spawn_rate if spawn_rate is not None else users
+    files = f"{locustfile},{LOCUSTFILES / 'meter.py'}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        files,
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(users),
+        "-r",
+        f"{rate:g}",
+        "-t",
+        f"{seconds:g}s",
+        "--host",
+        host,
+        "--csv",
+        str(tmp / "locust"),
+        "--stop-timeout",
+        "2",
+        "--loglevel",
+        "WARNING",
+        *extra,
+    ]
+    meter = tmp / "meter.json"
+    run_env = clean_env(
+        RESULTS_DIR=str(tmp / "results"),
+        PANACEA_RUN_DIR=str(tmp / "run"),
+        BENCH_METER_FILE=str(meter),
+        BENCH_METER_WARMUP=f"{warmup:g}",
+        BENCH_METER_SAMPLES="1" if samples else "0",
+        **dict(env or {}),
+    )
+    with (tmp / "locust.log").open("w") as log:
+        proc = subprocess.Popen(
+            pinned(cmd, cpu),
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+    return LocustProcess(label, proc, tmp, meter)
+
+
+def finish_locust(lp: LocustProcess, rss: list[tuple[float, int]] | None = None) -> LocustResult:
+    """Wait for the run to end (stopping it if need be) and read what it measured."""
+    try:
+        lp.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        stop(lp.proc)
+    tmp, meter, label = lp.run_dir, lp.meter, lp.label
+    if lp.proc.returncode not in (0, 1, 3) or not meter.exists():  # 1: failures, 3: SLO
+        tail = (tmp / "locust.log").read_text()[-3000:]
+        raise RuntimeError(f"locust ({label}) exited with {lp.proc.returncode}:\n{tail}")
+    marks = json.loads(meter.read_text())
+    first, last = marks.get("start", marks["stop"]), marks["stop"]
+    wall = last["wall"] - first["wall"]
+    steady_cpu = last["cpu"] - first["cpu"]
+    total = _aggregated_row(tmp / "locust_stats.csv")
+    summary_file = tmp / "run" / "summary.json"
+    return LocustResult(
+        label=label,
+        requests=int(total["Request Count"]),
+        failures=int(total["Failure Count"]),
+        rps=(last["requests"] - first["requests"]) / wall if wall > 0 else 0.0,
+        cpu=steady_cpu / wall if wall > 0 else 0.0,
+        run_dir=tmp,
+        csv_rps=float(total["Requests/s"]),
+        summary=json.loads(summary_file.read_text()) if summary_file.exists() else None,
+        spawned_at=marks.get("spawned", {}).get("wall"),
+        rss_samples_kb=rss or [],
+        samples=[tuple(x) for x in marks.get("samples", [])],
+        latency=marks.get("latency"),
+    )
+
+
+def run_locust(
+    locustfile: Path,
+    host: str,
+    *,
+    users: int,
+    seconds: float,
+    env: Mapping[str, str] | None = None,
+    cpu: int | None = None,
+    label: str = "run",
+    spawn_rate: float | None = None,
+    warmup: float = 1.0,
+    sample_rss: bool = False,
+    extra: Sequence[str] = (),
+) -> LocustResult:
+    """Run ``locust -f locustfile --headless`` with the meter; raises if Locust failed.
+
+    The steady window starts ``warmup`` seconds after the test starts (users spawned,
+    connections open) and ends when the test stops; ``locustfiles/meter.py`` notes the
+    request count and the process's CPU time at both ends.
+    """
+    lp = start_locust(
+        locustfile,
+        host,
+        users=users,
+        seconds=seconds,
+        env=env,
+        cpu=cpu,
+        label=label,
+        spawn_rate=spawn_rate,
+        warmup=warmup,
+        extra=extra,
+    )
+    rss: list[tuple[float, int]] = []
+    try:
+        while lp.proc.poll() is None:
+            if sample_rss:
+                with contextlib.suppress(OSError, ValueError, RuntimeError):
+                    rss.append((time.monotonic(), rss_kb(lp.proc.pid)))
+            time.sleep(0.2)
+    finally:
+        stop(lp.proc)
+    return finish_locust(lp, rss)
+
+
+def _aggregated_row(path: Path) -> dict[str, str]:
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("Name") == "Aggregated":
+                return row
+    raise RuntimeError(f"no Aggregated row in {path}")
+
+
+def cleanup(result: LocustResult) -> None:
+    shutil.rmtree(result.run_dir, ignore_errors=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        import locust
+
+        locust_version = locust.__version__
+    except ImportError:  # pragma: no cover
+        locust_version = "?"
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu_model": model,
+        "python": sys.version.split()[0],
+        "locust": locust_version,
+        "load_average": f"{os.getloadavg()[0]:.2f}",
+    }
+
+
+def print_machine() -> None:
+    m = machine()
+    print(
+        f"machine: {m['cpus']} cores ({m['cpu_model']}), Python {m['python']}, "
+        f"Locust {m['locust']}, load average {m['load_average']}"
+    )
