@@ -40,6 +40,9 @@ test: install clickhouse lint typecheck
 	$(BIN)/python -m pytest
 
 bench: install
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || \
+		(apt-get update -qq && apt-get install -y -qq nginx-light wrk) || \
+		echo "make bench: install nginx (Debian: nginx-light) to run the benchmarks"
 	$(BIN)/python bench/run_all.py
 
 clean:
