@@ -77,13 +77,19 @@ def main() -> None:
     print(f"HdrHistogram.record_value (hdrh)  {hdr_ns:8.0f} ns per record")
 
     payload = ours.to_payload()
-    print(f"to_payload                        {_median_ms(ours.to_payload, args.runs):8.2f} ms "
-          f"({len(payload)} chars)")
-    print(f"from_payload                      "
-          f"{_median_ms(lambda: LatencyHistogram.from_payload(payload), args.runs):8.2f} ms")
+    print(
+        f"to_payload                        {_median_ms(ours.to_payload, args.runs):8.2f} ms "
+        f"({len(payload)} chars)"
+    )
+    print(
+        f"from_payload                      "
+        f"{_median_ms(lambda: LatencyHistogram.from_payload(payload), args.runs):8.2f} ms"
+    )
     other = LatencyHistogram.from_payload(payload)
-    print(f"merge                             "
-          f"{_median_ms(lambda: other.copy().merge(ours), args.runs):8.2f} ms (incl. copy)")
+    print(
+        f"merge                             "
+        f"{_median_ms(lambda: other.copy().merge(ours), args.runs):8.2f} ms (incl. copy)"
+    )
 
     def fresh_percentiles() -> None:
         ours._cumulative_at = -1  # force the rebuild that a new record causes

@@ -34,12 +34,29 @@ TARGET_RPS = 5000.0
 EPOCH = 1704067200  # 2024-01-01T00:00:00Z
 SPAN_DAYS = 180
 CASE_BASE = 12_340_000
-SEARCH_STRINGS = ("Cassandra", "timeout", "heartbeat", "Stargate", "OOM", "disk full",
-                  "leader election", "snapshot", "vdisk", "RPC failed", "degraded", "checksum",
-                  "Zookeeper session", "curator scan")
-QUESTIONS = ("Why did {c} restart on {ip}?", "Summarise the {l} messages from {c} in this bundle.",
-             "Is there a disk failure on CVM {ip}?", "Which services logged fatal errors?",
-             "Explain the {c} errors and suggest a next step for the support engineer.")
+SEARCH_STRINGS = (
+    "Cassandra",
+    "timeout",
+    "heartbeat",
+    "Stargate",
+    "OOM",
+    "disk full",
+    "leader election",
+    "snapshot",
+    "vdisk",
+    "RPC failed",
+    "degraded",
+    "checksum",
+    "Zookeeper session",
+    "curator scan",
+)
+QUESTIONS = (
+    "Why did {c} restart on {ip}?",
+    "Summarise the {l} messages from {c} in this bundle.",
+    "Is there a disk failure on CVM {ip}?",
+    "Which services logged fatal errors?",
+    "Explain the {c} errors and suggest a next step for the support engineer.",
+)
 
 
 @dataclass
@@ -73,14 +90,21 @@ def build_requests(n: int, seed: int, users: int = 200) -> list[Req]:
         paths = []
         for _ in range(15):
             ts = EPOCH + rng.randrange(SPAN_DAYS * 86400)
-            paths.append(f"/users/john.doe/NTNX-Log-{_iso(ts)[:10]}-{rng.randrange(10000, 99999)}"
-                         f"-{ts}-PE-{_private_ip(rng)}.zip")
-        pools.append({
-            "sid": f"{rng.getrandbits(128):032x}", "uid": f"loadtest_user_{g:05d}",
-            "bundles": bids, "combos": list(range(c0, c0 + 20)),
-            "cases": [f"{CASE_BASE + bids[i * 5]:09d}" for i in range(10)],
-            "paths": paths, "ips": sorted({p.rsplit("-PE-", 1)[1][:-4] for p in paths}),
-        })
+            paths.append(
+                f"/users/john.doe/NTNX-Log-{_iso(ts)[:10]}-{rng.randrange(10000, 99999)}"
+                f"-{ts}-PE-{_private_ip(rng)}.zip"
+            )
+        pools.append(
+            {
+                "sid": f"{rng.getrandbits(128):032x}",
+                "uid": f"loadtest_user_{g:05d}",
+                "bundles": bids,
+                "combos": list(range(c0, c0 + 20)),
+                "cases": [f"{CASE_BASE + bids[i * 5]:09d}" for i in range(10)],
+                "paths": paths,
+                "ips": sorted({p.rsplit("-PE-", 1)[1][:-4] for p in paths}),
+            }
+        )
 
     def some(pool: dict, most: int = 10) -> list[int]:
         return sorted(rng.sample(pool["bundles"], rng.randint(1, most)))
@@ -110,39 +134,60 @@ def build_requests(n: int, seed: int, users: int = 200) -> list[Req]:
     out: list[Req] = []
     for _ in range(n):
         pool = rng.choice(pools)
-        headers = {"Authorization": f"Bearer mock-token-{pool['uid']}", "X-Session-Id": pool["sid"],
-                   "User-Agent": f"PanaceaLocust/1.0.0 User-{pool['uid']}",
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer mock-token-{pool['uid']}",
+            "X-Session-Id": pool["sid"],
+            "User-Agent": f"PanaceaLocust/1.0.0 User-{pool['uid']}",
+            "Content-Type": "application/json",
+        }
         ep = rng.choices(ENDPOINTS, weights)[0]
         path, body = ep.template, None
         b: dict[str, object] = {}
         if ep.name == "analyze":
-            b = {"remote_log_bundle_path": rng.choice(pool["paths"]),
-                 "sfdc_case_no": rng.choice(pool["cases"]), "is_retry": rng.random() < 0.1}
+            b = {
+                "remote_log_bundle_path": rng.choice(pool["paths"]),
+                "sfdc_case_no": rng.choice(pool["cases"]),
+                "is_retry": rng.random() < 0.1,
+            }
         elif ep.name in ("info", "report_summary"):
             path += f"?bundle_id={rng.choice(pool['bundles'])}"
         elif ep.name == "filter-options":
             path += "?" + "&".join(f"bundle_ids={i}" for i in some(pool, 5))
         elif ep.name == "events":
-            path += (f"?combo_id={rng.choice(pool['combos'])}" if rng.random() < 0.3
-                     else f"?bundle_id={rng.choice(pool['bundles'])}")
+            path += (
+                f"?combo_id={rng.choice(pool['combos'])}"
+                if rng.random() < 0.3
+                else f"?bundle_id={rng.choice(pool['bundles'])}"
+            )
         elif ep.name == "by-sfdc-case":
             path = path.replace("{sfdc_case_no}", rng.choice(pool["cases"]))
         elif ep.name == "severity-count":
             b = with_filters(pool, {"bundle_ids": some(pool)})
         elif ep.name == "histogram":
-            b = with_filters(pool, {"bundle_ids": some(pool),
-                                    "interval": rng.choice(("1m", "5m", "15m", "1h"))})
+            b = with_filters(
+                pool, {"bundle_ids": some(pool), "interval": rng.choice(("1m", "5m", "15m", "1h"))}
+            )
         elif ep.name == "heatmap":
-            b = with_filters(pool, {"bundle_ids": some(pool),
-                                    "group_by": rng.choice(("component", "cvm_ip", "log_level"))})
+            b = with_filters(
+                pool,
+                {
+                    "bundle_ids": some(pool),
+                    "group_by": rng.choice(("component", "cvm_ip", "log_level")),
+                },
+            )
         elif ep.name == "search":
-            b = with_filters(pool, {"bundle_ids": some(pool, 4),
-                                    "page_size": rng.choice((10, 20, 20, 50, 100)),
-                                    "page_no": rng.choice((1, 1, 1, 2, 3))})
+            b = with_filters(
+                pool,
+                {
+                    "bundle_ids": some(pool, 4),
+                    "page_size": rng.choice((10, 20, 20, 50, 100)),
+                    "page_no": rng.choice((1, 1, 1, 2, 3)),
+                },
+            )
         elif ep.name == "ask-ai":
-            q = rng.choice(QUESTIONS).format(c=rng.choice(COMPONENTS), l=rng.choice(LOG_LEVELS),
-                                             ip=rng.choice(pool["ips"]))
+            q = rng.choice(QUESTIONS).format(
+                c=rng.choice(COMPONENTS), l=rng.choice(LOG_LEVELS), ip=rng.choice(pool["ips"])
+            )
             b = {"bundle_id": rng.choice(pool["bundles"]), "question": q}
         elif ep.name == "reports":
             b = {"page_no": rng.choice((1, 1, 2)), "page_size": rng.choice((10, 20, 50))}
@@ -229,8 +274,7 @@ def _raw_requests(reqs: list[Req], host: str) -> list[bytes]:
     return out
 
 
-async def _python_client(host: str, port: int, raw: list[bytes], seconds: float,
-                         conns: int) -> int:
+async def _python_client(host: str, port: int, raw: list[bytes], seconds: float, conns: int) -> int:
     done = 0
     stop_at = time.perf_counter() + seconds
 
@@ -301,10 +345,21 @@ def main() -> int:
     ncpu = os.cpu_count() or 1
     server_cpu = opts.server_cpu if ncpu > 1 else None
     client_cpu = opts.client_cpu if ncpu > 1 else None
-    with tempfile.TemporaryDirectory() as tmp, ReferenceAPIProcess(
-        ["--latency", "off", "--prewarm", "--fast-path", opts.fast_path, "--log-level", "warning"],
-        startup_timeout=60,
-    ) as api:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ReferenceAPIProcess(
+            [
+                "--latency",
+                "off",
+                "--prewarm",
+                "--fast-path",
+                opts.fast_path,
+                "--log-level",
+                "warning",
+            ],
+            startup_timeout=60,
+        ) as api,
+    ):
         if server_cpu is not None:
             pin_process(api.proc.pid if api.proc else 0, server_cpu)
         script = Path(tmp) / "mix.lua"
@@ -317,9 +372,11 @@ def main() -> int:
                 return run_wrk(api.url, script, seconds, opts.connections, client_cpu)
             return run_python(api.url, raw, seconds, opts.connections, client_cpu)
 
-        print(f"server {api.url} on cpu {server_cpu}, client {client} on cpu {client_cpu}, "
-              f"{opts.connections} connections, {len(reqs)} distinct requests, "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"server {api.url} on cpu {server_cpu}, client {client} on cpu {client_cpu}, "
+            f"{opts.connections} connections, {len(reqs)} distinct requests, "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         pid = api.proc.pid if api.proc else 0
         go(opts.warmup)
         results, per_cpu = [], []
@@ -331,17 +388,23 @@ def main() -> int:
             st = api.stats()
             results.append(rps)
             per_cpu.append(st["total"] / cpu if cpu > 0 else 0.0)
-            print(f"round {i + 1}: {rps:8.0f} req/s  ({per_cpu[-1]:6.0f} per server CPU-second, "
-                  f"server CPU {cpu / opts.duration:4.0%})  statuses {st['by_status']}  "
-                  f"endpoints {len(st['endpoints'])}  sessions {st['distinct_sessions']}")
+            print(
+                f"round {i + 1}: {rps:8.0f} req/s  ({per_cpu[-1]:6.0f} per server CPU-second, "
+                f"server CPU {cpu / opts.duration:4.0%})  statuses {st['by_status']}  "
+                f"endpoints {len(st['endpoints'])}  sessions {st['distinct_sessions']}"
+            )
     med = statistics.median(results)
     med_cpu = statistics.median(per_cpu)
-    print(f"median {med:.0f} req/s over {len(results)} rounds of {opts.duration:g} s "
-          f"(server: {med_cpu:.0f} requests per CPU-second); target {TARGET_RPS:.0f}; "
-          f"ratio {med / TARGET_RPS:.2f} ({'MEETS' if med >= TARGET_RPS else 'BELOW'} target)")
+    print(
+        f"median {med:.0f} req/s over {len(results)} rounds of {opts.duration:g} s "
+        f"(server: {med_cpu:.0f} requests per CPU-second); target {TARGET_RPS:.0f}; "
+        f"ratio {med / TARGET_RPS:.2f} ({'MEETS' if med >= TARGET_RPS else 'BELOW'} target)"
+    )
     if med < TARGET_RPS <= med_cpu:
-        print("note: the server's core was not all ours (see server CPU above): other processes "
-              "shared it; the per-CPU-second figure is the capacity of one free core")
+        print(
+            "note: the server's core was not all ours (see server CPU above): other processes "
+            "shared it; the per-CPU-second figure is the capacity of one free core"
+        )
     return 0 if med >= TARGET_RPS else 1
 
 

@@ -34,8 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"panacea-locust: unknown command {name!r}; choose from {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"panacea-locust: unknown command {name!r}; choose from {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     entry: Callable[[list[str]], int] = import_module(COMMANDS[name][0]).main
     return int(entry(rest) or 0)

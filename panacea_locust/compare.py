@@ -42,8 +42,13 @@ DEFAULT_MIN_TAIL_SAMPLES = 5
 _QUANTILE = {"p95_ms": 0.95, "p99_ms": 0.99}
 FAILURE_RATIO_EPSILON = 0.001
 
-_LABELS = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "rps": "RPS",
-           "failure_ratio": "failures"}
+_LABELS = {
+    "p50_ms": "p50",
+    "p95_ms": "p95",
+    "p99_ms": "p99",
+    "rps": "RPS",
+    "failure_ratio": "failures",
+}
 
 
 class CompareInputError(ValueError):
@@ -106,13 +111,28 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "baseline": self.baseline, "current": self.current, "tolerance": self.tolerance,
-            "noise_floor_ms": self.noise_floor_ms, "flagged": self.flagged,
-            "scopes": [{"scope": s.scope, "status": s.status, "regressions": s.regressions,
-                        "metrics": {m: {"baseline": d.base, "current": d.cur, "delta": d.delta,
-                                        "delta_pct": d.delta_pct}
-                                    for m, d in s.metrics.items()}}
-                       for s in self.scopes],
+            "baseline": self.baseline,
+            "current": self.current,
+            "tolerance": self.tolerance,
+            "noise_floor_ms": self.noise_floor_ms,
+            "flagged": self.flagged,
+            "scopes": [
+                {
+                    "scope": s.scope,
+                    "status": s.status,
+                    "regressions": s.regressions,
+                    "metrics": {
+                        m: {
+                            "baseline": d.base,
+                            "current": d.cur,
+                            "delta": d.delta,
+                            "delta_pct": d.delta_pct,
+                        }
+                        for m, d in s.metrics.items()
+                    },
+                }
+                for s in self.scopes
+            ],
         }
 
 
@@ -152,9 +172,13 @@ def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> b
     return requests * (1.0 - _QUANTILE[metric]) + 1e-9 >= min_tail_samples
 
 
-def _regressions(metrics: Mapping[str, MetricDelta], tolerance: float,
-                 noise_floor_ms: float, requests: tuple[float | None, float | None] = (None, None),
-                 min_tail_samples: int = 0) -> list[str]:
+def _regressions(
+    metrics: Mapping[str, MetricDelta],
+    tolerance: float,
+    noise_floor_ms: float,
+    requests: tuple[float | None, float | None] = (None, None),
+    min_tail_samples: int = 0,
+) -> list[str]:
     reasons = []
     for name in GUARDED_LATENCIES:
         d = metrics[name]
@@ -168,14 +192,19 @@ def _regressions(metrics: Mapping[str, MetricDelta], tolerance: float,
     fr = metrics["failure_ratio"]
     if fr.delta is not None and fr.delta > FAILURE_RATIO_EPSILON:
         assert fr.base is not None and fr.cur is not None
-        reasons.append(f"failure_ratio {fr.base:.2%} -> {fr.cur:.2%} "
-                       f"({fr.delta * 100:+.2f} points)")
+        reasons.append(
+            f"failure_ratio {fr.base:.2%} -> {fr.cur:.2%} ({fr.delta * 100:+.2f} points)"
+        )
     return reasons
 
 
-def compare_summaries(base: Mapping[str, Any], cur: Mapping[str, Any], tolerance: float,
-                      noise_floor_ms: float,
-                      min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES) -> Comparison:
+def compare_summaries(
+    base: Mapping[str, Any],
+    cur: Mapping[str, Any],
+    tolerance: float,
+    noise_floor_ms: float,
+    min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES,
+) -> Comparison:
     """Compare two results-contract summaries; ``tolerance`` is a fraction (0.10 = 10 %).
 
     ``min_tail_samples`` = 0 judges every percentile whatever the sample count.
@@ -187,8 +216,11 @@ def compare_summaries(base: Mapping[str, Any], cur: Mapping[str, Any], tolerance
             raise CompareInputError(f"the {which} summary's 'endpoints' is not an object")
     base_eps = base.get("endpoints") or {}
     cur_eps = cur.get("endpoints") or {}
-    names = sorted(n for n in {*base_eps, *cur_eps}
-                   if _has_requests(base_eps.get(n)) or _has_requests(cur_eps.get(n)))
+    names = sorted(
+        n
+        for n in {*base_eps, *cur_eps}
+        if _has_requests(base_eps.get(n)) or _has_requests(cur_eps.get(n))
+    )
     scopes = []
     for name in [TOTAL_SCOPE, *names]:
         b = base["total"] if name == TOTAL_SCOPE else base_eps.get(name)
@@ -201,8 +233,13 @@ def compare_summaries(base: Mapping[str, Any], cur: Mapping[str, Any], tolerance
         else:
             status, reasons = ("removed" if _has_requests(b) else "added"), []
         scopes.append(ScopeComparison(name, status, metrics, reasons))
-    return Comparison(baseline=_run_title(base), current=_run_title(cur), tolerance=tolerance,
-                      noise_floor_ms=noise_floor_ms, scopes=scopes)
+    return Comparison(
+        baseline=_run_title(base),
+        current=_run_title(cur),
+        tolerance=tolerance,
+        noise_floor_ms=noise_floor_ms,
+        scopes=scopes,
+    )
 
 
 def _run_title(summary: Mapping[str, Any]) -> str:
@@ -244,10 +281,13 @@ def _result(scope: ScopeComparison) -> str:
 
 
 def _header(comparison: Comparison) -> list[str]:
-    return [f"baseline: {comparison.baseline}", f"current:  {comparison.current}",
-            f"regression: p95/p99 growth > {comparison.tolerance:.0%} and > "
-            f"{comparison.noise_floor_ms:g} ms, or failure ratio growth > "
-            f"{FAILURE_RATIO_EPSILON * 100:g} points"]
+    return [
+        f"baseline: {comparison.baseline}",
+        f"current:  {comparison.current}",
+        f"regression: p95/p99 growth > {comparison.tolerance:.0%} and > "
+        f"{comparison.noise_floor_ms:g} ms, or failure ratio growth > "
+        f"{FAILURE_RATIO_EPSILON * 100:g} points",
+    ]
 
 
 def _verdict(comparison: Comparison) -> str:
@@ -273,8 +313,9 @@ def render_text(comparison: Comparison) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
 
     def line(row: list[str]) -> str:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in
-                                             zip(row[1:], widths[1:], strict=True)]
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         return "  ".join(cells).rstrip()
 
     lines = _header(comparison) + ["", line(head)]
@@ -300,25 +341,34 @@ def render_md(comparison: Comparison) -> str:
         lines += ["## Regressions", ""]
         lines += [f"- `{_md(scope)}`: {_md(reason)}" for scope, reason in comparison.regressions]
         lines.append("")
-    lines += ["## Summary", "",
-              "| Scope | p95 change | p99 change | failure ratio change | Result |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "## Summary",
+        "",
+        "| Scope | p95 change | p99 change | failure ratio change | Result |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for s in comparison.scopes:
         cells = [_fmt_delta(s.metrics[m]) for m in ("p95_ms", "p99_ms", "failure_ratio")]
         result = f"**{_result(s)}**" if s.regressed else _result(s)
         lines.append(f"| `{_md(s.scope)}` | " + " | ".join(cells) + f" | {result} |")
-    lines += ["", "## Side by side", "",
-              "| Scope | Metric | Baseline | Current | Change | Flag |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Side by side",
+        "",
+        "| Scope | Metric | Baseline | Current | Change | Flag |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for s in comparison.scopes:
         flagged = s.regressed_metrics()
         for i, m in enumerate(METRICS):
             d = s.metrics[m]
             scope = f"`{_md(s.scope)}`" + (f" ({s.status})" if s.status != "compared" else "")
             unit = " ms" if m.endswith("_ms") else ""
-            lines.append(f"| {scope if i == 0 else ''} | {_LABELS[m]}{unit} | "
-                         f"{_fmt(m, d.base)} | {_fmt(m, d.cur)} | {_fmt_delta(d)} | "
-                         f"{'**regression**' if m in flagged else ''} |")
+            lines.append(
+                f"| {scope if i == 0 else ''} | {_LABELS[m]}{unit} | "
+                f"{_fmt(m, d.base)} | {_fmt(m, d.cur)} | {_fmt_delta(d)} | "
+                f"{'**regression**' if m in flagged else ''} |"
+            )
     lines.append("")
     return "\n".join(lines)
 
@@ -350,40 +400,57 @@ def _svg_chart(scope: ScopeComparison) -> str:
     """Grouped bars, baseline vs current, for p50/p95/p99 (current in red when flagged)."""
     width, height, left, right, top, bottom = 360, 190, 10, 10, 22, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for m in CHART_METRICS for v in (scope.metrics[m].base, scope.metrics[m].cur)
-              if v is not None]
+    values = [
+        v
+        for m in CHART_METRICS
+        for v in (scope.metrics[m].base, scope.metrics[m].cur)
+        if v is not None
+    ]
     top_value = max(values, default=0.0) or 1.0
     flagged = scope.regressed_metrics()
     group_w = plot_w / len(CHART_METRICS)
     bar_w = min(48.0, group_w / 3)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{html.escape(scope.scope)} latency, baseline vs current">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{html.escape(scope.scope)} latency, baseline vs current">'
+    ]
     base_y = top + plot_h
-    parts.append(f'<line x1="{left}" y1="{base_y}" x2="{width - right}" y2="{base_y}" '
-                 f'stroke="#718096"/>')
+    parts.append(
+        f'<line x1="{left}" y1="{base_y}" x2="{width - right}" y2="{base_y}" stroke="#718096"/>'
+    )
     for i, m in enumerate(CHART_METRICS):
         d = scope.metrics[m]
         x0 = left + i * group_w + (group_w - 2 * bar_w - 4) / 2
-        bars = ((d.base, _BASE_COLOUR, "baseline"),
-                (d.cur, _BAD_COLOUR if m in flagged else _CUR_COLOUR, "current"))
+        bars = (
+            (d.base, _BASE_COLOUR, "baseline"),
+            (d.cur, _BAD_COLOUR if m in flagged else _CUR_COLOUR, "current"),
+        )
         for j, (value, colour, who) in enumerate(bars):
             x = x0 + j * (bar_w + 4)
             if value is None:
-                parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{base_y - 4}" font-size="11" '
-                             f'text-anchor="middle" fill="#718096">n/a</text>')
+                parts.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{base_y - 4}" font-size="11" '
+                    f'text-anchor="middle" fill="#718096">n/a</text>'
+                )
                 continue
             h = max(value / top_value * plot_h, 1.0)
-            parts.append(f'<rect x="{x:.1f}" y="{base_y - h:.1f}" width="{bar_w:.1f}" '
-                         f'height="{h:.1f}" fill="{colour}"><title>{who} {_LABELS[m]}: '
-                         f'{value:.1f} ms</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{base_y - h:.1f}" width="{bar_w:.1f}" '
+                f'height="{h:.1f}" fill="{colour}"><title>{who} {_LABELS[m]}: '
+                f"{value:.1f} ms</title></rect>"
+            )
             shown = f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{base_y - h - 4:.1f}" '
-                         f'font-size="11" text-anchor="middle">{shown}</text>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{base_y - h - 4:.1f}" '
+                f'font-size="11" text-anchor="middle">{shown}</text>'
+            )
         label = _LABELS[m] + (f" {_fmt_delta(d)}" if d.delta is not None else "")
         weight = ' font-weight="bold" fill="#c53030"' if m in flagged else ""
-        parts.append(f'<text x="{left + (i + 0.5) * group_w:.1f}" y="{height - 9}" '
-                     f'font-size="12" text-anchor="middle"{weight}>{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{left + (i + 0.5) * group_w:.1f}" y="{height - 9}" '
+            f'font-size="12" text-anchor="middle"{weight}>{html.escape(label)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -392,41 +459,61 @@ def render_html(comparison: Comparison) -> str:
     """compare.html: verdict, summary table and one chart per endpoint; no scripts, no network."""
     e = html.escape
     ok = not comparison.flagged
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           "<title>panacea-locust run comparison</title>", f"<style>{_CSS}</style></head><body>",
-           "<h1>Run comparison</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>panacea-locust run comparison</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Run comparison</h1>",
+    ]
     out += [f'<p class="meta">{e(line)}</p>' for line in _header(comparison)]
     out.append(f'<p class="verdict {"ok" if ok else "bad"}">{e(_verdict(comparison))}</p>')
     if comparison.regressions:
-        out.append("<ul>" + "".join(f"<li><code>{e(s)}</code>: {e(r)}</li>"
-                                    for s, r in comparison.regressions) + "</ul>")
-    out.append("<table><tr><th>Scope</th>" + "".join(
-        f"<th>{e(_LABELS[m])} baseline</th><th>{e(_LABELS[m])} current</th><th>change</th>"
-        for m in METRICS) + "<th>Result</th></tr>")
+        out.append(
+            "<ul>"
+            + "".join(f"<li><code>{e(s)}</code>: {e(r)}</li>" for s, r in comparison.regressions)
+            + "</ul>"
+        )
+    out.append(
+        "<table><tr><th>Scope</th>"
+        + "".join(
+            f"<th>{e(_LABELS[m])} baseline</th><th>{e(_LABELS[m])} current</th><th>change</th>"
+            for m in METRICS
+        )
+        + "<th>Result</th></tr>"
+    )
     for s in comparison.scopes:
         flagged = s.regressed_metrics()
         row = [f"<td><code>{e(s.scope)}</code></td>"]
         for m in METRICS:
             d = s.metrics[m]
             mark = ' class="num tag"' if m in flagged else ' class="num"'
-            row.append(f'<td class="num">{e(_fmt(m, d.base))}</td><td{mark}>{e(_fmt(m, d.cur))}'
-                       f'</td><td{mark}>{e(_fmt_delta(d))}</td>')
+            row.append(
+                f'<td class="num">{e(_fmt(m, d.base))}</td><td{mark}>{e(_fmt(m, d.cur))}'
+                f"</td><td{mark}>{e(_fmt_delta(d))}</td>"
+            )
         result = f'<span class="tag">{e(_result(s))}</span>' if s.regressed else e(_result(s))
         out.append("<tr>" + "".join(row) + f"<td>{result}</td></tr>")
     out.append("</table>")
-    out.append(f'<p class="legend small">Latency in ms.<span style="background:{_BASE_COLOUR}">'
-               f'</span>baseline<span style="background:{_CUR_COLOUR}"></span>current'
-               f'<span style="background:{_BAD_COLOUR}"></span>current, regression</p>')
+    out.append(
+        f'<p class="legend small">Latency in ms.<span style="background:{_BASE_COLOUR}">'
+        f'</span>baseline<span style="background:{_CUR_COLOUR}"></span>current'
+        f'<span style="background:{_BAD_COLOUR}"></span>current, regression</p>'
+    )
     out.append('<div class="grid">')
     for s in comparison.scopes:
         note = "" if s.status == "compared" else f' <span class="small">({e(s.status)})</span>'
-        extra = (f'RPS {e(_fmt("rps", s.metrics["rps"].base))} &rarr; '
-                 f'{e(_fmt("rps", s.metrics["rps"].cur))} &middot; failures '
-                 f'{e(_fmt("failure_ratio", s.metrics["failure_ratio"].base))} &rarr; '
-                 f'{e(_fmt("failure_ratio", s.metrics["failure_ratio"].cur))}')
-        out.append(f'<div class="card{" regressed" if s.regressed else ""}">'
-                   f"<h3>{e(s.scope)}{note}</h3>{_svg_chart(s)}"
-                   f'<div class="small">{extra}</div></div>')
+        extra = (
+            f"RPS {e(_fmt('rps', s.metrics['rps'].base))} &rarr; "
+            f"{e(_fmt('rps', s.metrics['rps'].cur))} &middot; failures "
+            f"{e(_fmt('failure_ratio', s.metrics['failure_ratio'].base))} &rarr; "
+            f"{e(_fmt('failure_ratio', s.metrics['failure_ratio'].cur))}"
+        )
+        out.append(
+            f'<div class="card{" regressed" if s.regressed else ""}">'
+            f"<h3>{e(s.scope)}{note}</h3>{_svg_chart(s)}"
+            f'<div class="small">{extra}</div></div>'
+        )
     out.append("</div></body></html>")
     return "\n".join(out) + "\n"
 
@@ -469,18 +556,31 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="panacea-locust compare",
         description="Compare two runs' summary.json per endpoint and overall; flag regressions.",
-        epilog="Exit codes: 0 no regression, 1 regressions flagged, 2 bad input.")
+        epilog="Exit codes: 0 no regression, 1 regressions flagged, 2 bad input.",
+    )
     parser.add_argument("baseline", metavar="BASELINE_DIR", help="run folder of the baseline")
     parser.add_argument("current", metavar="CURRENT_DIR", help="run folder to judge")
-    parser.add_argument("--tolerance", default="10%",
-                        help="allowed p95/p99 growth, percent (default 10%%)")
-    parser.add_argument("--noise-floor-ms", type=float, default=DEFAULT_NOISE_FLOOR_MS,
-                        help="p95/p99 growth below this many ms is never flagged (default 5)")
-    parser.add_argument("--min-tail-samples", type=int, default=DEFAULT_MIN_TAIL_SAMPLES,
-                        help="judge p95/p99 only where both runs have this many requests "
-                        "beyond it (default 5: p95 needs 100 requests, p99 500; 0 = always)")
-    parser.add_argument("--out", metavar="DIR",
-                        help="where to write compare.md and compare.html (default CURRENT_DIR)")
+    parser.add_argument(
+        "--tolerance", default="10%", help="allowed p95/p99 growth, percent (default 10%%)"
+    )
+    parser.add_argument(
+        "--noise-floor-ms",
+        type=float,
+        default=DEFAULT_NOISE_FLOOR_MS,
+        help="p95/p99 growth below this many ms is never flagged (default 5)",
+    )
+    parser.add_argument(
+        "--min-tail-samples",
+        type=int,
+        default=DEFAULT_MIN_TAIL_SAMPLES,
+        help="judge p95/p99 only where both runs have this many requests "
+        "beyond it (default 5: p95 needs 100 requests, p99 500; 0 = always)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write compare.md and compare.html (default CURRENT_DIR)",
+    )
     return parser
 
 
@@ -497,8 +597,9 @@ def main(argv: Sequence[str]) -> int:
         cur = load_summary(args.current, "current")
         if args.min_tail_samples < 0:
             raise CompareInputError(f"--min-tail-samples {args.min_tail_samples} must be >= 0")
-        comparison = compare_summaries(base, cur, tolerance, args.noise_floor_ms,
-                                       args.min_tail_samples)
+        comparison = compare_summaries(
+            base, cur, tolerance, args.noise_floor_ms, args.min_tail_samples
+        )
         comparison.baseline = f"{args.baseline} ({comparison.baseline})"
         comparison.current = f"{args.current} ({comparison.current})"
         current = Path(args.current)
@@ -508,8 +609,9 @@ def main(argv: Sequence[str]) -> int:
             (out / "compare.md").write_text(render_md(comparison), encoding="utf-8")
             (out / "compare.html").write_text(render_html(comparison), encoding="utf-8")
         except OSError as exc:
-            raise CompareInputError(f"cannot write the report into {str(out)!r}: "
-                                    f"{exc.strerror or exc}") from None
+            raise CompareInputError(
+                f"cannot write the report into {str(out)!r}: {exc.strerror or exc}"
+            ) from None
     except CompareInputError as exc:
         print(f"panacea-locust compare: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

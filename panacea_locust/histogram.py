@@ -190,8 +190,16 @@ class LatencyHistogram:
             # the encoder writes the counts up to max_value's bucket
             hdr.max_value = min(max(int(self._max * 1000.0 + 0.5), 0), HIGHEST_US)
         blob = hdr.encode().decode("ascii")
-        return ";".join((_PAYLOAD_TAG, str(self._count), repr(self._sum),
-                         repr(self.min_ms), repr(self.max_ms), blob))
+        return ";".join(
+            (
+                _PAYLOAD_TAG,
+                str(self._count),
+                repr(self._sum),
+                repr(self.min_ms),
+                repr(self.max_ms),
+                blob,
+            )
+        )
 
     @classmethod
     def from_payload(cls, payload: str) -> LatencyHistogram:
@@ -208,8 +216,11 @@ class LatencyHistogram:
         hist = cls()
         if count <= 0:
             return hist
-        if (hdr.lowest_trackable_value, hdr.highest_trackable_value,
-                hdr.significant_figures) == (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
+        if (hdr.lowest_trackable_value, hdr.highest_trackable_value, hdr.significant_figures) == (
+            LOWEST_US,
+            HIGHEST_US,
+            SIGNIFICANT_DIGITS,
+        ):
             hist._counts = hdr.counts[:]  # a ctypes slice is a fast C copy into a list
             recorded = sum(hist._counts)
         else:  # another layout: re-bucket every non-empty bucket by its value
@@ -221,14 +232,18 @@ class LatencyHistogram:
                     hist._counts[_index_for(us)] += n
                     recorded += n
         if recorded != count:
-            raise ValueError(f"corrupt latency histogram payload: count {count} but "
-                             f"{recorded} values in the buckets")
+            raise ValueError(
+                f"corrupt latency histogram payload: count {count} but "
+                f"{recorded} values in the buckets"
+            )
         hist._count, hist._sum, hist._min, hist._max = count, total, low, high
         return hist
 
     def __repr__(self) -> str:
-        return (f"LatencyHistogram(count={self._count}, min_ms={self.min_ms:.3f}, "
-                f"p50_ms={self.percentile(50):.3f}, max_ms={self.max_ms:.3f})")
+        return (
+            f"LatencyHistogram(count={self._count}, min_ms={self.min_ms:.3f}, "
+            f"p50_ms={self.percentile(50):.3f}, max_ms={self.max_ms:.3f})"
+        )
 
 
 class HistogramSet:
@@ -297,8 +312,9 @@ class HistogramSet:
         A ``total`` entry, if a sender included one, is ignored: the total is always derived.
         ``ValueError`` when an entry is malformed (nothing of that payload is merged then).
         """
-        decoded = {name: LatencyHistogram.from_payload(p)
-                   for name, p in payload.items() if name != TOTAL}
+        decoded = {
+            name: LatencyHistogram.from_payload(p) for name, p in payload.items() if name != TOTAL
+        }
         for name, hist in decoded.items():
             mine = self._by_name.get(name)
             if mine is None:

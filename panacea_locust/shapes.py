@@ -48,8 +48,11 @@ DEFAULT_SPAWN_RATE = 2.0  # LOCUST_SPAWN_RATE's documented default
 #: Every setting a shape reads: environment variable -> (command-line option, default, help).
 SHAPE_SETTINGS: dict[str, tuple[str, str | None, str]] = {
     "LOAD_SHAPE": ("--load-shape", None, "load shape: step or spike (default: none, use -u/-r/-t)"),
-    "LOAD_SHAPE_STAGES": ("--load-shape-stages", DEFAULT_STAGES,
-                          "step stages USERS[@RATE]:DURATION,... e.g. 10:30s,25:1m,50@5:2m"),
+    "LOAD_SHAPE_STAGES": (
+        "--load-shape-stages",
+        DEFAULT_STAGES,
+        "step stages USERS[@RATE]:DURATION,... e.g. 10:30s,25:1m,50@5:2m",
+    ),
     "SPIKE_BASE_USERS": ("--spike-base-users", "5", "spike: users before and after the spike"),
     "SPIKE_PEAK_USERS": ("--spike-peak-users", "50", "spike: users during the spike"),
     "SPIKE_AT_S": ("--spike-at-s", "60", "spike: seconds from the start to the spike"),
@@ -86,8 +89,10 @@ class Spike:
 
 # --- pure parsing and schedules ----------------------------------------------------------
 
-_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?"
-                       r"(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
+_DURATION = re.compile(
+    r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)s?)?$"
+)
 _STAGE = re.compile(r"^(?P<users>\d+)(?:@(?P<rate>\d+(?:\.\d+)?))?:(?P<duration>.+)$")
 
 
@@ -104,29 +109,35 @@ def parse_stages(spec: str) -> list[Stage]:
     """Parse a ``LOAD_SHAPE_STAGES`` value (syntax in the module docstring)."""
     parts = [p.strip() for p in spec.split(",")]
     if not spec.strip() or not all(parts):
-        raise ShapeError(f"LOAD_SHAPE_STAGES = {spec!r} must be a comma-separated list of "
-                         f"USERS[@RATE]:DURATION, e.g. 10:30s,25:1m,50@5:2m")
+        raise ShapeError(
+            f"LOAD_SHAPE_STAGES = {spec!r} must be a comma-separated list of "
+            f"USERS[@RATE]:DURATION, e.g. 10:30s,25:1m,50@5:2m"
+        )
     stages = []
     for number, part in enumerate(parts, 1):
         match = _STAGE.match(part.replace(" ", ""))
         duration = parse_duration(match.group("duration")) if match else None
         if match is None or duration is None:
-            raise ShapeError(f"LOAD_SHAPE_STAGES: stage {number} {part!r} is not "
-                             f"USERS[@RATE]:DURATION (e.g. 50@5:2m, durations like 90s, 5m, 1h)")
+            raise ShapeError(
+                f"LOAD_SHAPE_STAGES: stage {number} {part!r} is not "
+                f"USERS[@RATE]:DURATION (e.g. 50@5:2m, durations like 90s, 5m, 1h)"
+            )
         if duration <= 0:
-            raise ShapeError(f"LOAD_SHAPE_STAGES: stage {number} {part!r} must last more than "
-                             f"0 seconds")
+            raise ShapeError(
+                f"LOAD_SHAPE_STAGES: stage {number} {part!r} must last more than 0 seconds"
+            )
         rate = float(match.group("rate")) if match.group("rate") else None
         if rate is not None and rate <= 0:
-            raise ShapeError(f"LOAD_SHAPE_STAGES: stage {number} {part!r} needs a spawn rate "
-                             f"> 0 after '@'")
-        stages.append(Stage(users=int(match.group("users")), duration_s=duration,
-                            spawn_rate=rate))
+            raise ShapeError(
+                f"LOAD_SHAPE_STAGES: stage {number} {part!r} needs a spawn rate > 0 after '@'"
+            )
+        stages.append(Stage(users=int(match.group("users")), duration_s=duration, spawn_rate=rate))
     return stages
 
 
-def step_at(stages: Sequence[Stage], run_time_s: float,
-            default_spawn_rate: float) -> tuple[int, float] | None:
+def step_at(
+    stages: Sequence[Stage], run_time_s: float, default_spawn_rate: float
+) -> tuple[int, float] | None:
     """(users, spawn rate) at ``run_time_s`` seconds into a step run; None once it is over."""
     end = 0.0
     for stage in stages:
@@ -145,8 +156,9 @@ def spike_at(spike: Spike, run_time_s: float) -> tuple[int, float] | None:
     return (spike.peak_users if in_spike else spike.base_users), spike.spawn_rate
 
 
-def _number(settings: Mapping[str, str], var: str, *, integer: bool = False,
-            positive: bool = False) -> float:
+def _number(
+    settings: Mapping[str, str], var: str, *, integer: bool = False, positive: bool = False
+) -> float:
     raw = settings.get(var)
     if raw is None or not str(raw).strip():
         raw = SHAPE_SETTINGS[var][1] if var in SHAPE_SETTINGS else str(DEFAULT_SPAWN_RATE)
@@ -156,8 +168,12 @@ def _number(settings: Mapping[str, str], var: str, *, integer: bool = False,
         value = float(str(raw).strip())
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or (integer and not value.is_integer()) or value < 0 \
-            or (positive and value == 0):
+    if (
+        not math.isfinite(value)
+        or (integer and not value.is_integer())
+        or value < 0
+        or (positive and value == 0)
+    ):
         raise ShapeError(f"{var} = {raw!r} must be {kind} {bound}")
     return value
 
@@ -173,8 +189,10 @@ def parse_spike(settings: Mapping[str, str]) -> Spike:
         spawn_rate=_number(settings, "SPIKE_SPAWN_RATE", positive=True),
     )
     if spike.at_s + spike.duration_s > spike.total_s:
-        raise ShapeError(f"SPIKE_TOTAL_S = {spike.total_s:g} must be at least SPIKE_AT_S + "
-                         f"SPIKE_DURATION_S = {spike.at_s + spike.duration_s:g}")
+        raise ShapeError(
+            f"SPIKE_TOTAL_S = {spike.total_s:g} must be at least SPIKE_AT_S + "
+            f"SPIKE_DURATION_S = {spike.at_s + spike.duration_s:g}"
+        )
     return spike
 
 
@@ -200,8 +218,9 @@ class StepLoadShape(_SettingsShape):
 
     abstract = True
 
-    def __init__(self, stages: Sequence[Stage] | None = None,
-                 spawn_rate: float | None = None) -> None:
+    def __init__(
+        self, stages: Sequence[Stage] | None = None, spawn_rate: float | None = None
+    ) -> None:
         super().__init__()
         settings = self._settings()
         spec = settings.get("LOAD_SHAPE_STAGES") or DEFAULT_STAGES
@@ -236,8 +255,9 @@ class SpikeLoadShape(_SettingsShape):
 _CLASSES: dict[str, type[_SettingsShape]] = {"step": StepLoadShape, "spike": SpikeLoadShape}
 
 
-def shape_class_for(name: str | None,
-                    settings: Mapping[str, str] | None = None) -> type[LoadTestShape] | None:
+def shape_class_for(
+    name: str | None, settings: Mapping[str, str] | None = None
+) -> type[LoadTestShape] | None:
     """The concrete shape class for ``name`` (step|spike), or None for ``None``/""/"none".
 
     The settings (default: ``os.environ``) are validated now, and the returned class keeps a
@@ -247,16 +267,28 @@ def shape_class_for(name: str | None,
     if key in ("", "none"):
         return None
     if key not in _CLASSES:
-        raise ShapeError(f"LOAD_SHAPE = {name!r} is not a load shape; allowed: "
-                         f"{', '.join(SHAPE_NAMES)} (or empty for none)")
+        raise ShapeError(
+            f"LOAD_SHAPE = {name!r} is not a load shape; allowed: "
+            f"{', '.join(SHAPE_NAMES)} (or empty for none)"
+        )
     source = os.environ if settings is None else settings
-    snapshot = {var: str(source[var]) for var in (*SHAPE_SETTINGS, SPAWN_RATE_VAR)
-                if source.get(var) not in (None, "")}
+    snapshot = {
+        var: str(source[var])
+        for var in (*SHAPE_SETTINGS, SPAWN_RATE_VAR)
+        if source.get(var) not in (None, "")
+    }
     base = _CLASSES[key]
-    concrete = type(base.__name__, (base,), {
-        "abstract": False, "settings": snapshot, "__doc__": base.__doc__,
-        "__module__": __name__, "__qualname__": base.__qualname__,
-    })
+    concrete = type(
+        base.__name__,
+        (base,),
+        {
+            "abstract": False,
+            "settings": snapshot,
+            "__doc__": base.__doc__,
+            "__module__": __name__,
+            "__qualname__": base.__qualname__,
+        },
+    )
     concrete()  # validate now: errors surface at import, not in Locust's shape greenlet
     return concrete
 
@@ -264,9 +296,11 @@ def shape_class_for(name: str | None,
 # --- selecting the shape from options ----------------------------------------------------
 
 
-def shape_settings(argv: Sequence[str] | None = None,
-                   environ: Mapping[str, str] | None = None,
-                   default_config_files: Sequence[str] = DEFAULT_CONFIG_FILES) -> dict[str, str]:
+def shape_settings(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    default_config_files: Sequence[str] = DEFAULT_CONFIG_FILES,
+) -> dict[str, str]:
     """Shape settings keyed by variable name, as Locust would resolve them for its own options.
 
     Precedence: command line (``--load-shape step``) > environment (``LOAD_SHAPE``) > config
@@ -275,29 +309,38 @@ def shape_settings(argv: Sequence[str] | None = None,
     """
     env = dict(os.environ if environ is None else environ)
     parser = configargparse.ArgParser(
-        add_help=False, allow_abbrev=False, default_config_files=list(default_config_files),
-        config_file_parser_class=LocustConfigParser, ignore_unknown_config_file_keys=True)
+        add_help=False,
+        allow_abbrev=False,
+        default_config_files=list(default_config_files),
+        config_file_parser_class=LocustConfigParser,
+        ignore_unknown_config_file_keys=True,
+    )
     parser.add_argument("--config", is_config_file_arg=True)
     for var, (option, _default, _help) in SHAPE_SETTINGS.items():
         parser.add_argument(option, dest=var, env_var=var, default=None)
     options, _unknown = parser.parse_known_args(args=argv, env_vars=env)
-    resolved = {var: value for var, value in vars(options).items()
-                if var in SHAPE_SETTINGS and value not in (None, "")}
+    resolved = {
+        var: value
+        for var, value in vars(options).items()
+        if var in SHAPE_SETTINGS and value not in (None, "")
+    }
     if env.get(SPAWN_RATE_VAR):
         resolved[SPAWN_RATE_VAR] = env[SPAWN_RATE_VAR]
     return resolved
 
 
-def selected_shape(argv: Sequence[str] | None = None,
-                   environ: Mapping[str, str] | None = None) -> type[LoadTestShape] | None:
+def selected_shape(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> type[LoadTestShape] | None:
     """The shape class chosen by ``--load-shape``/``LOAD_SHAPE``/config, or None; may raise
     ``ShapeError``. ``argv`` defaults to ``sys.argv[1:]``."""
     settings = shape_settings(argv, environ)
     return shape_class_for(settings.get("LOAD_SHAPE"), settings)
 
 
-def selected_shape_or_exit(argv: Sequence[str] | None = None,
-                           environ: Mapping[str, str] | None = None) -> type[LoadTestShape] | None:
+def selected_shape_or_exit(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> type[LoadTestShape] | None:
     """``selected_shape`` for a locustfile: a bad setting prints one line and exits with 2."""
     try:
         return selected_shape(argv, environ)
@@ -313,5 +356,11 @@ def add_shape_arguments(parser: Any) -> None:
     """
     extra = {"include_in_web_ui": False} if isinstance(parser, LocustArgumentParser) else {}
     for var, (option, default, help_) in SHAPE_SETTINGS.items():
-        parser.add_argument(option, dest=var.lower(), env_var=var, default=None,
-                            help=f"{help_} [env {var}; default {default or 'none'}]", **extra)
+        parser.add_argument(
+            option,
+            dest=var.lower(),
+            env_var=var,
+            default=None,
+            help=f"{help_} [env {var}; default {default or 'none'}]",
+            **extra,
+        )

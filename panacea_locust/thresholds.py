@@ -88,8 +88,9 @@ class Rule:
             digits = 6
         elif self.metric == "max_acceptable_4xx_ratio":
             acceptable = stats.get("acceptable") or {}
-            counts = [_number(v) for v in acceptable.values()] if isinstance(acceptable, Mapping) \
-                else []
+            counts = (
+                [_number(v) for v in acceptable.values()] if isinstance(acceptable, Mapping) else []
+            )
             value = sum(c for c in counts if c is not None) / requests
             digits = 6
         else:  # min_rps
@@ -105,8 +106,13 @@ class Rule:
 
     def result(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         observed = self.observe(summary)
-        return {"scope": self.scope, "metric": self.metric, "limit": self.limit,
-                "observed": observed, "passed": self.check(observed)}
+        return {
+            "scope": self.scope,
+            "metric": self.metric,
+            "limit": self.limit,
+            "observed": observed,
+            "passed": self.check(observed),
+        }
 
 
 @dataclass(frozen=True)
@@ -163,8 +169,9 @@ def load_slo(path: str | Path, known_endpoints: Collection[str]) -> SLO:
     return parse_slo(data, known_endpoints, source=source)
 
 
-def parse_slo(data: Mapping[str, Any], known_endpoints: Collection[str],
-              source: str = "<slo>") -> SLO:
+def parse_slo(
+    data: Mapping[str, Any], known_endpoints: Collection[str], source: str = "<slo>"
+) -> SLO:
     """Validate an already-parsed TOML document (see ``load_slo``)."""
     rules: list[Rule] = []
     for key, value in data.items():
@@ -172,8 +179,9 @@ def parse_slo(data: Mapping[str, Any], known_endpoints: Collection[str],
             rules += _parse_table(source, "[total]", TOTAL_SCOPE, value)
         elif key == "endpoints":
             if not isinstance(value, Mapping):
-                raise SLOError(f'{source}: endpoints must be tables like '
-                               f'[endpoints."/api/v1/logs/search"]')
+                raise SLOError(
+                    f'{source}: endpoints must be tables like [endpoints."/api/v1/logs/search"]'
+                )
             for name, table in value.items():
                 label = f"[endpoints.{json.dumps(name)}]"
                 if name not in known_endpoints:
@@ -181,8 +189,10 @@ def parse_slo(data: Mapping[str, Any], known_endpoints: Collection[str],
                     raise SLOError(f"{source}: {label} is not a known endpoint; known: {known}")
                 rules += _parse_table(source, label, name, table)
         else:
-            raise SLOError(f"{source}: unknown top-level key {key!r}; allowed: [total] and "
-                           f'[endpoints."<request name>"]')
+            raise SLOError(
+                f"{source}: unknown top-level key {key!r}; allowed: [total] and "
+                f'[endpoints."<request name>"]'
+            )
     return SLO(rules=tuple(rules), source=source)
 
 
@@ -206,8 +216,10 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
         if key in RATIO_KEYS:
             limit = _non_negative(where, key, table[key], "a ratio between 0 and 1 (0.01 = 1 %)")
             if limit > 1:
-                raise SLOError(f"{where} {key} = {_toml(table[key])} must be a ratio between "
-                               f"0 and 1 (0.01 = 1 %)")
+                raise SLOError(
+                    f"{where} {key} = {_toml(table[key])} must be a ratio between "
+                    f"0 and 1 (0.01 = 1 %)"
+                )
         elif key == "min_rps":
             limit = _non_negative(where, key, table[key], "requests per second")
         else:
@@ -282,10 +294,12 @@ class AbortTracker:
                 continue
             since = self._broken_since.setdefault(rule, now)
             if now - since >= rule.abort_grace_s:
-                self.reason = (f"SLO abort: {rule.scope} {rule.metric} = "
-                               f"{_fmt(rule.metric, observed)} breaks the limit "
-                               f"{rule.comparator} {_fmt(rule.metric, rule.limit)} for "
-                               f"{now - since:.0f} s (abort_grace_s = {rule.abort_grace_s:g})")
+                self.reason = (
+                    f"SLO abort: {rule.scope} {rule.metric} = "
+                    f"{_fmt(rule.metric, observed)} breaks the limit "
+                    f"{rule.comparator} {_fmt(rule.metric, rule.limit)} for "
+                    f"{now - since:.0f} s (abort_grace_s = {rule.abort_grace_s:g})"
+                )
                 return self.reason
         return None
 
@@ -307,8 +321,10 @@ def _verdict_line(block: Mapping[str, Any]) -> str:
     rules: Sequence[Mapping[str, Any]] = block.get("rules") or []
     failed = sum(1 for r in rules if not r.get("passed"))
     if block.get("aborted"):
-        return f"FAILED (stopped early: {block['aborted']}; {failed} of {len(rules)} rules " \
-               f"failed at the end)"
+        return (
+            f"FAILED (stopped early: {block['aborted']}; {failed} of {len(rules)} rules "
+            f"failed at the end)"
+        )
     if not rules:
         return "no thresholds configured"
     if failed:
@@ -322,10 +338,15 @@ def _rows(block: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
         metric = str(r.get("metric", ""))
         comparator = ">=" if metric == "min_rps" else "<="
         observed = r.get("observed")
-        rows.append((str(r.get("scope", "")), metric,
-                     f"{comparator} {_fmt(metric, r.get('limit'))}",
-                     _fmt(metric, observed) if observed is not None else "n/a (no requests)",
-                     "pass" if r.get("passed") else "FAIL"))
+        rows.append(
+            (
+                str(r.get("scope", "")),
+                metric,
+                f"{comparator} {_fmt(metric, r.get('limit'))}",
+                _fmt(metric, observed) if observed is not None else "n/a (no requests)",
+                "pass" if r.get("passed") else "FAIL",
+            )
+        )
     return rows
 
 
@@ -351,7 +372,11 @@ def render_thresholds_text(block: Mapping[str, Any]) -> str:
     if rows:
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
-            lines.append("  " + "  ".join(
-                cell.ljust(w) if i < 2 or i == 4 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+            lines.append(
+                "  "
+                + "  ".join(
+                    cell.ljust(w) if i < 2 or i == 4 else cell.rjust(w)
+                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                ).rstrip()
+            )
     return "\n".join(lines)

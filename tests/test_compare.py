@@ -27,21 +27,48 @@ ASK = "/api/v1/ai/ask-ai"
 CASE = "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}"
 
 
-def stats(p50: float = 40.0, p95: float = 100.0, p99: float = 200.0, rps: float = 10.0,
-          requests: int = 1000, failures: int = 0) -> dict[str, Any]:
-    return {"requests": requests, "failures": failures,
-            "failure_ratio": failures / requests if requests else 0.0,
-            "acceptable": {"404": 3}, "rps": rps, "min_ms": 1.0, "mean_ms": p50 * 1.1,
-            "p50_ms": p50, "p90_ms": p95 * 0.9, "p95_ms": p95, "p99_ms": p99,
-            "p999_ms": p99 * 1.5, "max_ms": p99 * 2, "failures_by_reason": {}}
+def stats(
+    p50: float = 40.0,
+    p95: float = 100.0,
+    p99: float = 200.0,
+    rps: float = 10.0,
+    requests: int = 1000,
+    failures: int = 0,
+) -> dict[str, Any]:
+    return {
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": failures / requests if requests else 0.0,
+        "acceptable": {"404": 3},
+        "rps": rps,
+        "min_ms": 1.0,
+        "mean_ms": p50 * 1.1,
+        "p50_ms": p50,
+        "p90_ms": p95 * 0.9,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "p999_ms": p99 * 1.5,
+        "max_ms": p99 * 2,
+        "failures_by_reason": {},
+    }
 
 
-def summary(label: str, endpoints: dict[str, dict[str, Any]],
-            total: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"run": {"id": f"20250101T000000Z_{label}", "label": label, "host": "http://127.0.0.1",
-                    "started_at": "2025-01-01T00:00:00Z", "duration_s": 60.0, "users": {}},
-            "total": total or stats(), "endpoints": endpoints,
-            "thresholds": {"passed": True, "rules": []}}
+def summary(
+    label: str, endpoints: dict[str, dict[str, Any]], total: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "run": {
+            "id": f"20250101T000000Z_{label}",
+            "label": label,
+            "host": "http://127.0.0.1",
+            "started_at": "2025-01-01T00:00:00Z",
+            "duration_s": 60.0,
+            "users": {},
+        },
+        "total": total or stats(),
+        "endpoints": endpoints,
+        "thresholds": {"passed": True, "rules": []},
+    }
 
 
 def run_dir(tmp_path: Path, name: str, data: dict[str, Any]) -> Path:
@@ -54,8 +81,9 @@ def run_dir(tmp_path: Path, name: str, data: dict[str, Any]) -> Path:
 BASE = {SEARCH: stats(), INFO: stats(p50=4.0, p95=10.0, p99=20.0), ASK: stats(p95=900.0)}
 
 
-def test_identical_runs_exit_zero_and_write_reports(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_identical_runs_exit_zero_and_write_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = run_dir(tmp_path, "base", summary("base", BASE))
     cur = run_dir(tmp_path, "cur", summary("cur", BASE))
     assert main([str(base), str(cur)]) == 0
@@ -69,11 +97,12 @@ def test_identical_runs_exit_zero_and_write_reports(tmp_path: Path,
 
 
 def test_latency_growth_beyond_tolerance_and_noise_floor_is_flagged(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     current = {
-        SEARCH: stats(p95=125.0),                 # +25 %, +25 ms: regression
+        SEARCH: stats(p95=125.0),  # +25 %, +25 ms: regression
         INFO: stats(p50=4.0, p95=14.0, p99=27.0),  # +40 %, but only +4/+7 ms: p99 only
-        ASK: stats(p95=960.0, p99=210.0),          # +6.7 % / +5 %: within tolerance
+        ASK: stats(p95=960.0, p99=210.0),  # +6.7 % / +5 %: within tolerance
     }
     base = run_dir(tmp_path, "base", summary("base", BASE))
     cur = run_dir(tmp_path, "cur", summary("cur", current))
@@ -97,19 +126,19 @@ def test_noise_floor_and_tolerance_options(tmp_path: Path) -> None:
 def test_failure_ratio_growth_is_flagged_beyond_epsilon() -> None:
     base = summary("b", {SEARCH: stats(requests=10_000, failures=10)})
     small = summary("c", {SEARCH: stats(requests=10_000, failures=15)})  # +0.05 points
-    big = summary("c", {SEARCH: stats(requests=10_000, failures=40)})    # +0.3 points
+    big = summary("c", {SEARCH: stats(requests=10_000, failures=40)})  # +0.3 points
     assert FAILURE_RATIO_EPSILON == 0.001
     assert not compare_summaries(base, small, 0.1, 5.0).flagged
     comparison = compare_summaries(base, big, 0.1, 5.0)
     assert comparison.flagged
-    assert comparison.regressions == [
-        (SEARCH, "failure_ratio 0.10% -> 0.40% (+0.30 points)")]
+    assert comparison.regressions == [(SEARCH, "failure_ratio 0.10% -> 0.40% (+0.30 points)")]
 
 
 def test_improvements_and_rps_changes_are_not_flagged() -> None:
     base = summary("b", BASE)
-    cur = summary("c", {k: {**v, "p95_ms": v["p95_ms"] / 2, "rps": v["rps"] / 3}
-                        for k, v in BASE.items()})
+    cur = summary(
+        "c", {k: {**v, "p95_ms": v["p95_ms"] / 2, "rps": v["rps"] / 3} for k, v in BASE.items()}
+    )
     comparison = compare_summaries(base, cur, 0.1, 5.0)
     assert not comparison.flagged
     search = next(s for s in comparison.scopes if s.scope == SEARCH)
@@ -117,10 +146,12 @@ def test_improvements_and_rps_changes_are_not_flagged() -> None:
     assert search.metrics["rps"].delta == pytest.approx(-10 / 1.5)
 
 
-def test_added_and_removed_endpoints_are_listed(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    base = run_dir(tmp_path, "base", summary("base", {SEARCH: stats(), INFO: stats(),
-                                                      ASK: stats(requests=0)}))
+def test_added_and_removed_endpoints_are_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = run_dir(
+        tmp_path, "base", summary("base", {SEARCH: stats(), INFO: stats(), ASK: stats(requests=0)})
+    )
     cur = run_dir(tmp_path, "cur", summary("cur", {SEARCH: stats(), CASE: stats(p95=5000.0)}))
     assert main([str(base), str(cur)]) == 0
     out = capsys.readouterr().out
@@ -151,10 +182,12 @@ def test_out_option_and_cli_dispatch(tmp_path: Path) -> None:
     assert not (cur / "compare.md").exists()
 
 
-@pytest.mark.parametrize("case", ["missing", "no_summary", "bad_json", "not_summary",
-                                  "bad_tolerance", "bad_floor"])
-def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         case: str) -> None:
+@pytest.mark.parametrize(
+    "case", ["missing", "no_summary", "bad_json", "not_summary", "bad_tolerance", "bad_floor"]
+)
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     good = run_dir(tmp_path, "good", summary("good", BASE))
     other = tmp_path / "other"
     args = [str(good), str(other)]
@@ -207,8 +240,7 @@ def test_a_percentile_with_too_few_samples_beyond_it_is_not_judged() -> None:
     result = compare_summaries(summary("a", few), summary("b", slow), 0.10, 5.0)
     search = next(s for s in result.scopes if s.scope == SEARCH)
     assert search.regressed_metrics() == {"p95_ms"}  # p99 of 120 samples: noise
-    strict = compare_summaries(summary("a", few), summary("b", slow), 0.10, 5.0,
-                               min_tail_samples=0)
+    strict = compare_summaries(summary("a", few), summary("b", slow), 0.10, 5.0, min_tail_samples=0)
     search = next(s for s in strict.scopes if s.scope == SEARCH)
     assert search.regressed_metrics() == {"p95_ms", "p99_ms"}
     tiny = {SEARCH: stats(requests=40)}

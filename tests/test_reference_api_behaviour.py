@@ -44,8 +44,14 @@ def api() -> Iterator[ReferenceAPIProcess]:
 @pytest.fixture
 def fresh(api: ReferenceAPIProcess) -> ReferenceAPIProcess:
     """The module's server with default behaviour (latency off, no faults) and empty stats."""
-    api.configure(latency="off", latency_scale=1.0, error_rate=0.0, slow_rate=0.0, slow_ms=2000,
-                  endpoints={"info": None, "search": None, "ask-ai": None})
+    api.configure(
+        latency="off",
+        latency_scale=1.0,
+        error_rate=0.0,
+        slow_rate=0.0,
+        slow_ms=2000,
+        endpoints={"info": None, "search": None, "ask-ai": None},
+    )
     api.reset_stats()
     return api
 
@@ -64,16 +70,35 @@ def test_stats_agree_exactly_with_what_was_sent(fresh: ReferenceAPIProcess) -> N
         ("POST", "/api/v1/logs/severity-count", {"bundle_ids": [B2, B1]}, alice),
         ("POST", SEARCH, {"bundle_ids": [UNKNOWN], "page_size": 5, "page_no": 1}, alice),
         ("POST", SEARCH, {"bundle_ids": [B3], "page_size": 500, "page_no": 1}, alice),
-        ("GET", f"{INFO}?bundle_id={B1}",
-         None, {k: v for k, v in alice.items() if k != "Authorization"}),
+        (
+            "GET",
+            f"{INFO}?bundle_id={B1}",
+            None,
+            {k: v for k, v in alice.items() if k != "Authorization"},
+        ),
         ("GET", f"/api/v1/events?combo_id={COMBO}", None, bob),
-        ("POST", "/api/v1/reports", {"page_no": 1, "page_size": 5,
-                                     "filters": {"bundle_ids": [B3]}}, bob),
-        ("GET", f"/api/v1/log-bundle-paths/by-sfdc-case/{DS.sfdc_cases[0].sfdc_case_no}",
-         None, bob),
-        ("POST", "/api/v1/logs/analyze",
-         {"remote_log_bundle_path": DS.bundles[0].remote_log_bundle_path,
-          "sfdc_case_no": DS.bundles[0].sfdc_case_no, "is_retry": False}, bob),
+        (
+            "POST",
+            "/api/v1/reports",
+            {"page_no": 1, "page_size": 5, "filters": {"bundle_ids": [B3]}},
+            bob,
+        ),
+        (
+            "GET",
+            f"/api/v1/log-bundle-paths/by-sfdc-case/{DS.sfdc_cases[0].sfdc_case_no}",
+            None,
+            bob,
+        ),
+        (
+            "POST",
+            "/api/v1/logs/analyze",
+            {
+                "remote_log_bundle_path": DS.bundles[0].remote_log_bundle_path,
+                "sfdc_case_no": DS.bundles[0].sfdc_case_no,
+                "is_retry": False,
+            },
+            bob,
+        ),
         *[("GET", f"{INFO}?bundle_id={B2}", None, {**bob, "X-Session-Id": "nope"})] * 2,
     ]
     statuses = [fresh.request(m, p, b, h)[0] for m, p, b, h in sent]
@@ -91,16 +116,28 @@ def test_stats_agree_exactly_with_what_was_sent(fresh: ReferenceAPIProcess) -> N
         SEARCH: {"count": 2, "by_status": {"400": 1, "404": 1}},
         "/api/v1/events": {"count": 1, "by_status": {"200": 1}},
         "/api/v1/reports": {"count": 1, "by_status": {"200": 1}},
-        "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}": {"count": 1,
-                                                                 "by_status": {"200": 1}},
+        "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}": {
+            "count": 1,
+            "by_status": {"200": 1},
+        },
         "/api/v1/logs/analyze": {"count": 1, "by_status": {"200": 1}},
     }
     assert st["distinct_sessions"] == 2
     assert st["sessions"] == {
-        alice["X-Session-Id"]: {"requests": 7, "user_id": "alice", "user_ids": ["alice"],
-                                "bundle_ids": sorted([B1, B2, UNKNOWN]), "combo_ids": []},
-        "b" * 32: {"requests": 4, "user_id": "bob", "user_ids": ["bob"], "bundle_ids": [B3],
-                   "combo_ids": [COMBO]},
+        alice["X-Session-Id"]: {
+            "requests": 7,
+            "user_id": "alice",
+            "user_ids": ["alice"],
+            "bundle_ids": sorted([B1, B2, UNKNOWN]),
+            "combo_ids": [],
+        },
+        "b" * 32: {
+            "requests": 4,
+            "user_id": "bob",
+            "user_ids": ["bob"],
+            "bundle_ids": [B3],
+            "combo_ids": [COMBO],
+        },
     }
     assert st["violations"] == {
         page_size_reason: 1,
@@ -110,15 +147,26 @@ def test_stats_agree_exactly_with_what_was_sent(fresh: ReferenceAPIProcess) -> N
     assert st["violations_total"] == 4
     assert st["sessions_with_several_users"] == 0
 
-    fresh.request("GET", f"{INFO}?bundle_id={B1}", None, contract_headers(
-        "mallory", session_id=alice["X-Session-Id"]))
+    fresh.request(
+        "GET",
+        f"{INFO}?bundle_id={B1}",
+        None,
+        contract_headers("mallory", session_id=alice["X-Session-Id"]),
+    )
     assert fresh.stats()["sessions"][alice["X-Session-Id"]]["user_ids"] == ["alice", "mallory"]
     assert fresh.stats()["sessions_with_several_users"] == 1
 
     fresh.reset_stats()
     st = fresh.stats()
-    assert (st["total"], st["by_status"], st["endpoints"], st["sessions"], st["violations"],
-            st["violations_total"], st["distinct_sessions"]) == (0, {}, {}, {}, {}, 0, 0)
+    assert (
+        st["total"],
+        st["by_status"],
+        st["endpoints"],
+        st["sessions"],
+        st["violations"],
+        st["violations_total"],
+        st["distinct_sessions"],
+    ) == (0, {}, {}, {}, {}, 0, 0)
 
 
 def test_error_rate_within_tolerance(fresh: ReferenceAPIProcess) -> None:
@@ -161,8 +209,7 @@ def test_slow_rate_within_tolerance(fresh: ReferenceAPIProcess) -> None:
     assert fresh.stats()["injected"]["slow"] == slow
 
 
-def test_latency_model_is_per_endpoint_scaled_and_non_blocking(
-        fresh: ReferenceAPIProcess) -> None:
+def test_latency_model_is_per_endpoint_scaled_and_non_blocking(fresh: ReferenceAPIProcess) -> None:
     h = contract_headers("patient")
     cfg = fresh.configure(latency="on")
     assert cfg["endpoints"][INFO]["latency_ms"] == [5.0, 20.0]
@@ -173,15 +220,17 @@ def test_latency_model_is_per_endpoint_scaled_and_non_blocking(
     assert min(_timed(fresh, f"{INFO}?bundle_id={B1}", h)[1] for _ in range(5)) >= 0.015
     fresh.configure(latency_scale=1.0)
     t0 = time.perf_counter()
-    status, _ = fresh.request("POST", "/api/v1/ai/ask-ai", {"bundle_id": B1, "question": "why?"},
-                              h)
+    status, _ = fresh.request("POST", "/api/v1/ai/ask-ai", {"bundle_id": B1, "question": "why?"}, h)
     assert status == 200 and time.perf_counter() - t0 >= 0.3
 
     # a slow ask-ai does not hold up other requests: the delay is an await, not a sleep
-    fresh.configure(endpoints={"ask-ai": {"latency_ms": [1500, 1500]},
-                               "info": {"latency_ms": [0, 0]}})
-    worker = threading.Thread(target=fresh.request, args=(
-        "POST", "/api/v1/ai/ask-ai", {"bundle_id": B1, "question": "slow?"}, h))
+    fresh.configure(
+        endpoints={"ask-ai": {"latency_ms": [1500, 1500]}, "info": {"latency_ms": [0, 0]}}
+    )
+    worker = threading.Thread(
+        target=fresh.request,
+        args=("POST", "/api/v1/ai/ask-ai", {"bundle_id": B1, "question": "slow?"}, h),
+    )
     worker.start()
     time.sleep(0.2)
     quick = [_timed(fresh, f"{INFO}?bundle_id={B1}", h)[1] for _ in range(5)]
@@ -193,11 +242,13 @@ def test_latency_model_is_per_endpoint_scaled_and_non_blocking(
 
 
 def test_config_endpoint_validates(fresh: ReferenceAPIProcess) -> None:
-    for body, field in (({"error_rate": 2}, "body.error_rate"), ({"latency": "maybe"},
-                        "body.latency"), ({"colour": "red"}, "body.colour"),
-                        ({"endpoints": {"nope": {"error_rate": 0.1}}}, "body.endpoints")):
-        status, doc = fresh.request("POST", "/__config", body,
-                                    {"Content-Type": "application/json"})
+    for body, field in (
+        ({"error_rate": 2}, "body.error_rate"),
+        ({"latency": "maybe"}, "body.latency"),
+        ({"colour": "red"}, "body.colour"),
+        ({"endpoints": {"nope": {"error_rate": 0.1}}}, "body.endpoints"),
+    ):
+        status, doc = fresh.request("POST", "/__config", body, {"Content-Type": "application/json"})
         assert status == 400 and doc["detail"].startswith(field), doc
     cfg = fresh.request("GET", "/__config")[1]
     assert cfg["error_rate"] == 0.0 and cfg["latency"] == "off" and len(cfg["endpoints"]) == 12
@@ -205,8 +256,16 @@ def test_config_endpoint_validates(fresh: ReferenceAPIProcess) -> None:
 
 DETERMINISM_REQUESTS = [
     ("GET", f"{INFO}?bundle_id={B1}", None),
-    ("POST", SEARCH, {"bundle_ids": [B1, B2], "page_size": 50, "page_no": 2,
-                      "filters": {"search_log_string": "stargate"}}),
+    (
+        "POST",
+        SEARCH,
+        {
+            "bundle_ids": [B1, B2],
+            "page_size": 50,
+            "page_no": 2,
+            "filters": {"search_log_string": "stargate"},
+        },
+    ),
     ("POST", "/api/v1/logs/histogram", {"bundle_ids": [B1, B3], "interval": "5m"}),
     ("POST", "/api/v1/logs/heatmap", {"bundle_ids": [B2], "group_by": "cvm_ip"}),
     ("GET", f"/api/v1/events?combo_id={COMBO}", None),
@@ -230,8 +289,10 @@ def test_same_seed_same_answers_other_seed_other_answers() -> None:
     ds7 = build_dataset(seed=7)
     status, info = first[0]
     if B1 in ds7.bundle_by_id:
-        assert status == 200 and info["remote_log_bundle_path"] == \
-            ds7.bundle_by_id[B1].remote_log_bundle_path
+        assert (
+            status == 200
+            and info["remote_log_bundle_path"] == ds7.bundle_by_id[B1].remote_log_bundle_path
+        )
         assert info["total_lines"] == ds7.logs(B1).n
     else:
         assert status == 404
@@ -239,22 +300,27 @@ def test_same_seed_same_answers_other_seed_other_answers() -> None:
 
 # --- command line and launcher -----------------------------------------------------------------
 
-@pytest.mark.parametrize(("argv", "option"), [
-    (["--error-rate", "1.5"], "--error-rate"),
-    (["--slow-rate", "x"], "--slow-rate"),
-    (["--port", "70000"], "--port"),
-    (["--latency", "sometimes"], "--latency"),
-    (["--latency-scale", "-1"], "--latency-scale"),
-    (["--fault", "nowhere=error:0.1"], "--fault"),
-    (["--fault", "search=error:2"], "--fault"),
-    (["--fault", "search=boom:1"], "--fault"),
-    (["--faults", "/nonexistent/faults.toml"], "--faults"),
-    (["--bundle-min", "900", "--bundle-max", "800"], "--bundle-max"),
-    (["--unknown-ratio", "1"], "--unknown-ratio"),
-    (["--sfdc-case-base", "999999999"], "--sfdc-case-base"),
-])
-def test_bad_option_is_one_line_and_exit_2(argv: list[str], option: str,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["--error-rate", "1.5"], "--error-rate"),
+        (["--slow-rate", "x"], "--slow-rate"),
+        (["--port", "70000"], "--port"),
+        (["--latency", "sometimes"], "--latency"),
+        (["--latency-scale", "-1"], "--latency-scale"),
+        (["--fault", "nowhere=error:0.1"], "--fault"),
+        (["--fault", "search=error:2"], "--fault"),
+        (["--fault", "search=boom:1"], "--fault"),
+        (["--faults", "/nonexistent/faults.toml"], "--faults"),
+        (["--bundle-min", "900", "--bundle-max", "800"], "--bundle-max"),
+        (["--unknown-ratio", "1"], "--unknown-ratio"),
+        (["--sfdc-case-base", "999999999"], "--sfdc-case-base"),
+    ],
+)
+def test_bad_option_is_one_line_and_exit_2(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         server_module.main(argv)
     assert exc.value.code == 2
@@ -264,8 +330,10 @@ def test_bad_option_is_one_line_and_exit_2(argv: list[str], option: str,
 
 def test_faults_file_toml_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     toml = tmp_path / "faults.toml"
-    toml.write_text('error_rate = 0.01\nslow_ms = 500\n[endpoints."/api/v1/logs/search"]\n'
-                    'error_rate = 0.5\nlatency_ms = [1, 2]\n[endpoints.ask-ai]\nslow_rate = 1\n')
+    toml.write_text(
+        'error_rate = 0.01\nslow_ms = 500\n[endpoints."/api/v1/logs/search"]\n'
+        "error_rate = 0.5\nlatency_ms = [1, 2]\n[endpoints.ask-ai]\nslow_rate = 1\n"
+    )
     change = load_faults_file(str(toml))
     assert change.error_rate == 0.01 and change.endpoints is not None
     assert change.endpoints["/api/v1/logs/search"].error_rate == 0.5  # type: ignore[union-attr]
@@ -276,8 +344,9 @@ def test_faults_file_toml_and_json(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "--faults" in capsys.readouterr().err
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"endpoints": {"info": {"error_rate": 1.0}}}))
-    with ReferenceAPIProcess(["--latency", "off", "--faults", str(good),
-                              "--fault", "search=slow:1,slow_ms:1"]) as proc:
+    with ReferenceAPIProcess(
+        ["--latency", "off", "--faults", str(good), "--fault", "search=slow:1,slow_ms:1"]
+    ) as proc:
         cfg = proc.config()
         assert cfg["endpoints"][INFO]["error_rate"] == 1.0
         assert cfg["endpoints"][SEARCH]["slow_rate"] == 1.0
@@ -286,9 +355,22 @@ def test_faults_file_toml_and_json(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_console_script_starts_on_loopback_and_logs_its_url() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "panacea_locust.cli", "reference-api", "--port", "0",
-         "--latency", "off", "--seed", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "panacea_locust.cli",
+            "reference-api",
+            "--port",
+            "0",
+            "--latency",
+            "off",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -328,7 +410,8 @@ def test_launcher_lifecycle_and_server_exits_with_its_parent(tmp_path: Path) -> 
         "api = ReferenceAPIProcess(['--latency', 'off'])\n"
         "api.start()\n"
         "print(api.proc.pid, flush=True)\n"
-        "time.sleep(60)\n")
+        "time.sleep(60)\n"
+    )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())

@@ -33,6 +33,7 @@ INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
 
 # --- the data set ---------------------------------------------------------------------------
 
+
 def test_build_is_deterministic_and_has_the_documented_shape() -> None:
     again = build_dataset(seed=42)
     assert DS.bundles == again.bundles and DS.combos == again.combos
@@ -59,8 +60,9 @@ def test_build_is_deterministic_and_has_the_documented_shape() -> None:
 
 
 def test_unknown_ratio_and_ranges_are_configurable() -> None:
-    ds = build_dataset(seed=1, bundle_min=10, bundle_max=1009, unknown_ratio=0.2, combo_min=5,
-                       combo_max=14)
+    ds = build_dataset(
+        seed=1, bundle_min=10, bundle_max=1009, unknown_ratio=0.2, combo_min=5, combo_max=14
+    )
     assert 700 <= len(ds.bundles) <= 900  # binomial(1000, 0.8): mean 800, sd 13
     assert min(ds.bundle_by_id) >= 10 and max(ds.bundle_by_id) <= 1009
     assert {c.combo_id for c in ds.combos} <= set(range(5, 15))
@@ -76,8 +78,10 @@ def test_log_lines_derive_from_seed_and_bundle_only() -> None:
     la, lb = a.logs(bid), b.logs(bid)
     assert (la.ts, la.msg, la.cvm_ips, la.events) == (lb.ts, lb.msg, lb.cvm_ips, lb.events)
     assert la is a.logs(bid)  # cached
-    assert build_dataset(seed=41).logs(DS.bundles[0].bundle_id).msg != \
-        DS.logs(DS.bundles[0].bundle_id).msg
+    assert (
+        build_dataset(seed=41).logs(DS.bundles[0].bundle_id).msg
+        != DS.logs(DS.bundles[0].bundle_id).msg
+    )
     for rec in DS.bundles[:20]:
         logs = DS.logs(rec.bundle_id)
         assert logs.ts == sorted(logs.ts) and 300 <= logs.n <= 1200
@@ -90,9 +94,11 @@ def test_from_records_is_the_seam_for_other_sources() -> None:
     at = datetime(2024, 5, 1, tzinfo=timezone.utc)
     path = "/users/ann.lee/NTNX-Log-2024-05-01-11111-1714521600-PE-192.168.7.20.zip"
     ds = Dataset.from_records(
-        5, [BundleRecord(123456, "000000001", path, "completed", at)],
+        5,
+        [BundleRecord(123456, "000000001", path, "completed", at)],
         [ComboRecord(77, [123456], at)],
-        [SfdcCaseRecord("000000001", at), SfdcCaseRecord("000000002", at)])
+        [SfdcCaseRecord("000000001", at), SfdcCaseRecord("000000002", at)],
+    )
     engine = Engine(ds, Behaviour(latency_on=False))
     hdrs = [(k.lower().encode(), v.encode()) for k, v in H.items()]
     status, body, _ = engine.handle(BY_NAME["info"], hdrs, b"bundle_id=123456", None, b"")
@@ -101,10 +107,13 @@ def test_from_records_is_the_seam_for_other_sources() -> None:
     assert engine.handle(BY_NAME["events"], hdrs, b"combo_id=77", None, b"")[0] == 200
     paths = BY_NAME["by-sfdc-case"]
     assert engine.handle(paths, hdrs, b"", "000000002", b"")[:2] == (
-        200, b'{"sfdc_case_no":"000000002","paths":[]}')
+        200,
+        b'{"sfdc_case_no":"000000002","paths":[]}',
+    )
 
 
 # --- answers over HTTP against a naive evaluation ---------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ReferenceAPIProcess]:
@@ -160,7 +169,7 @@ def _cases(n: int, seed: int) -> Iterator[tuple[list[int], dict[str, Any]]]:
     for k in range(n):
         if k % 3 == 0:  # bundles of one cluster: their time windows may overlap
             start = rng.randrange(len(known) - 4)
-            ids = known[start:start + rng.randint(2, 4)]
+            ids = known[start : start + rng.randint(2, 4)]
         else:
             ids = rng.sample(known, rng.randint(1, 6))
         yield ids, (_random_filters(rng, ids) if k % 4 else {})
@@ -188,10 +197,17 @@ def test_search_filters_and_pages_for_real(server: ReferenceAPIProcess) -> None:
         status, doc = server.request("POST", "/api/v1/logs/search", body, H)
         sel = _selected(ids, f)
         sel.sort(key=lambda bi: (bi[0].ts[bi[1]], bi[0].ts[0], bi[0].bundle_id, bi[1]))
-        want = [{"bundle_id": b.bundle_id, "timestamp": time_iso(b.ts[i]),
-                 "component": COMPONENTS[b.comp[i]], "log_level": LOG_LEVELS[b.lvl[i]],
-                 "cvm_ip": b.cvm_ips[b.ip[i]], "message": b.msg[i]}
-                for b, i in sel[(page - 1) * size:page * size]]
+        want = [
+            {
+                "bundle_id": b.bundle_id,
+                "timestamp": time_iso(b.ts[i]),
+                "component": COMPONENTS[b.comp[i]],
+                "log_level": LOG_LEVELS[b.lvl[i]],
+                "cvm_ip": b.cvm_ips[b.ip[i]],
+                "message": b.msg[i],
+            }
+            for b, i in sel[(page - 1) * size : page * size]
+        ]
         assert status == 200 and doc["total"] == len(sel)
         assert doc["results"] == want, (ids, f, size, page)
 
@@ -227,12 +243,17 @@ def test_heatmap_groups(server: ReferenceAPIProcess) -> None:
             cells = Counter(zip(lvl, comp, strict=True))
         else:
             keys = comp if group_by == "component" else [b.cvm_ips[b.ip[i]] for b, i in sel]
-            rows = sorted(set(keys), key=(lambda ip: tuple(map(int, ip.split("."))))
-                          if group_by == "cvm_ip" else None)
+            rows = sorted(
+                set(keys),
+                key=(lambda ip: tuple(map(int, ip.split(".")))) if group_by == "cvm_ip" else None,
+            )
             cols = list(LOG_LEVELS)
             cells = Counter(zip(keys, lvl, strict=True))
-        want = {"rows": rows, "columns": cols,
-                "values": [[cells[(r, c)] for c in cols] for r in rows]}
+        want = {
+            "rows": rows,
+            "columns": cols,
+            "values": [[cells[(r, c)] for c in cols] for r in rows],
+        }
         assert status == 200 and doc == want, (ids, f, group_by)
 
 
@@ -246,8 +267,9 @@ def test_filter_options_list_what_the_bundles_hold(server: ReferenceAPIProcess) 
         logs = [DS.logs(i) for i in ids]
         assert status == 200
         assert doc["components"] == sorted({COMPONENTS[c] for b in logs for c in b.comp})
-        assert doc["log_levels"] == [x for x in LOG_LEVELS
-                                     if any(LOG_LEVELS[v] == x for b in logs for v in b.lvl)]
+        assert doc["log_levels"] == [
+            x for x in LOG_LEVELS if any(LOG_LEVELS[v] == x for b in logs for v in b.lvl)
+        ]
         assert set(doc["cvm_ips"]) == {ip for b in logs for ip in b.cvm_ips}
 
 
@@ -272,14 +294,17 @@ def test_reports_filter_sort_and_page(server: ReferenceAPIProcess) -> None:
         if rng.random() < 0.6:
             body["sort_order"] = rng.choice(("asc", "desc"))
         status, doc = server.request("POST", "/api/v1/reports", body, H)
-        rows = [b for b in DS.bundles
-                if ("status" not in f or b.status in f["status"])
-                and ("bundle_ids" not in f or b.bundle_id in f["bundle_ids"])
-                and ("sfdc_case_no" not in f or b.sfdc_case_no == f["sfdc_case_no"])
-                and ("start_time" not in f or time_iso(int(b.created_at.timestamp()))
-                     >= f["start_time"])
-                and ("end_time" not in f or time_iso(int(b.created_at.timestamp()))
-                     <= f["end_time"])]
+        rows = [
+            b
+            for b in DS.bundles
+            if ("status" not in f or b.status in f["status"])
+            and ("bundle_ids" not in f or b.bundle_id in f["bundle_ids"])
+            and ("sfdc_case_no" not in f or b.sfdc_case_no == f["sfdc_case_no"])
+            and (
+                "start_time" not in f or time_iso(int(b.created_at.timestamp())) >= f["start_time"]
+            )
+            and ("end_time" not in f or time_iso(int(b.created_at.timestamp())) <= f["end_time"])
+        ]
         if body.get("sort_by") == "bundle_id":
             rows.sort(key=lambda b: b.bundle_id)
         else:
@@ -287,11 +312,14 @@ def test_reports_filter_sort_and_page(server: ReferenceAPIProcess) -> None:
         if body.get("sort_order", "desc") == "desc":
             rows.reverse()
         start = (body["page_no"] - 1) * body["page_size"]
-        page = rows[start:start + body["page_size"]]
+        page = rows[start : start + body["page_size"]]
         assert status == 200 and doc["total"] == len(rows), body
         assert [r["bundle_id"] for r in doc["reports"]] == [b.bundle_id for b in page], body
         for r, b in zip(doc["reports"], page, strict=True):
-            assert r == {"bundle_id": b.bundle_id, "sfdc_case_no": b.sfdc_case_no,
-                         "remote_log_bundle_path": b.remote_log_bundle_path,
-                         "status": b.status,
-                         "created_at": time_iso(int(b.created_at.timestamp()))}
+            assert r == {
+                "bundle_id": b.bundle_id,
+                "sfdc_case_no": b.sfdc_case_no,
+                "remote_log_bundle_path": b.remote_log_bundle_path,
+                "status": b.status,
+                "created_at": time_iso(int(b.created_at.timestamp())),
+            }

@@ -24,34 +24,64 @@ NEW_PATH = "/users/john.doe/NTNX-Log-2024-01-15-12345-1705123456-PE-10.1.1.100.z
 H = contract_headers("tester")
 
 E = {
-    "analyze": "/api/v1/logs/analyze", "info": "/api/v1/logs/info",
-    "severity-count": "/api/v1/logs/severity-count", "histogram": "/api/v1/logs/histogram",
-    "heatmap": "/api/v1/logs/heatmap", "search": "/api/v1/logs/search",
-    "filter-options": "/api/v1/logs/filter-options", "events": "/api/v1/events",
-    "report_summary": "/api/v1/ai/report_summary", "ask-ai": "/api/v1/ai/ask-ai",
-    "reports": "/api/v1/reports", "by-sfdc-case": "/api/v1/log-bundle-paths/by-sfdc-case/",
+    "analyze": "/api/v1/logs/analyze",
+    "info": "/api/v1/logs/info",
+    "severity-count": "/api/v1/logs/severity-count",
+    "histogram": "/api/v1/logs/histogram",
+    "heatmap": "/api/v1/logs/heatmap",
+    "search": "/api/v1/logs/search",
+    "filter-options": "/api/v1/logs/filter-options",
+    "events": "/api/v1/events",
+    "report_summary": "/api/v1/ai/report_summary",
+    "ask-ai": "/api/v1/ai/ask-ai",
+    "reports": "/api/v1/reports",
+    "by-sfdc-case": "/api/v1/log-bundle-paths/by-sfdc-case/",
 }
-FILTERS = {"components": ["stargate", "cassandra"], "log_levels": ["error", "warn"],
-           "start_time": "2024-01-01T00:00:00Z", "end_time": "2024-12-31T00:00:00Z",
-           "search_log_string": "a", "is_curated": False}
+FILTERS = {
+    "components": ["stargate", "cassandra"],
+    "log_levels": ["error", "warn"],
+    "start_time": "2024-01-01T00:00:00Z",
+    "end_time": "2024-12-31T00:00:00Z",
+    "search_log_string": "a",
+    "is_curated": False,
+}
 
 #: name -> (method, path, body) of a valid request
 OK: dict[str, tuple[str, str, Any]] = {
-    "analyze": ("POST", E["analyze"], {"remote_log_bundle_path": PATH, "sfdc_case_no": CASE,
-                                       "is_retry": False}),
+    "analyze": (
+        "POST",
+        E["analyze"],
+        {"remote_log_bundle_path": PATH, "sfdc_case_no": CASE, "is_retry": False},
+    ),
     "info": ("GET", f"{E['info']}?bundle_id={B1}", None),
     "severity-count": ("POST", E["severity-count"], {"bundle_ids": [B1, B2], "filters": FILTERS}),
     "histogram": ("POST", E["histogram"], {"bundle_ids": [B1, B2], "interval": "15m"}),
     "heatmap": ("POST", E["heatmap"], {"bundle_ids": [B1, B2], "group_by": "component"}),
-    "search": ("POST", E["search"], {"bundle_ids": [B1, B2], "page_size": 20, "page_no": 1,
-                                     "filters": {"log_levels": ["info"]}}),
+    "search": (
+        "POST",
+        E["search"],
+        {
+            "bundle_ids": [B1, B2],
+            "page_size": 20,
+            "page_no": 1,
+            "filters": {"log_levels": ["info"]},
+        },
+    ),
     "filter-options": ("GET", f"{E['filter-options']}?bundle_ids={B1}&bundle_ids={B2}", None),
     "events": ("GET", f"{E['events']}?bundle_id={B1}", None),
     "report_summary": ("GET", f"{E['report_summary']}?bundle_id={B1}", None),
     "ask-ai": ("POST", E["ask-ai"], {"bundle_id": B1, "question": "Why is stargate failing?"}),
-    "reports": ("POST", E["reports"], {"page_no": 1, "page_size": 5,
-                                       "filters": {"status": ["completed"]},
-                                       "sort_by": "bundle_id", "sort_order": "asc"}),
+    "reports": (
+        "POST",
+        E["reports"],
+        {
+            "page_no": 1,
+            "page_size": 5,
+            "filters": {"status": ["completed"]},
+            "sort_by": "bundle_id",
+            "sort_order": "asc",
+        },
+    ),
     "by-sfdc-case": ("GET", E["by-sfdc-case"] + CASE, None),
 }
 
@@ -59,14 +89,31 @@ OK: dict[str, tuple[str, str, Any]] = {
 BAD: dict[str, list[tuple[str, Any, str]]] = {
     "analyze": [
         (E["analyze"], {"remote_log_bundle_path": PATH, "is_retry": False}, "body.sfdc_case_no"),
-        (E["analyze"], {"remote_log_bundle_path": "/tmp/x.zip", "sfdc_case_no": CASE,
-                        "is_retry": False}, "body.remote_log_bundle_path"),
-        (E["analyze"], {"remote_log_bundle_path": PATH, "sfdc_case_no": "12345",
-                        "is_retry": False}, "body.sfdc_case_no"),
-        (E["analyze"], {"remote_log_bundle_path": PATH, "sfdc_case_no": CASE, "is_retry": "no"},
-         "body.is_retry"),
-        (E["analyze"], {"remote_log_bundle_path": PATH, "sfdc_case_no": CASE, "is_retry": False,
-                        "priority": 1}, "body.priority"),
+        (
+            E["analyze"],
+            {"remote_log_bundle_path": "/tmp/x.zip", "sfdc_case_no": CASE, "is_retry": False},
+            "body.remote_log_bundle_path",
+        ),
+        (
+            E["analyze"],
+            {"remote_log_bundle_path": PATH, "sfdc_case_no": "12345", "is_retry": False},
+            "body.sfdc_case_no",
+        ),
+        (
+            E["analyze"],
+            {"remote_log_bundle_path": PATH, "sfdc_case_no": CASE, "is_retry": "no"},
+            "body.is_retry",
+        ),
+        (
+            E["analyze"],
+            {
+                "remote_log_bundle_path": PATH,
+                "sfdc_case_no": CASE,
+                "is_retry": False,
+                "priority": 1,
+            },
+            "body.priority",
+        ),
     ],
     "info": [
         (E["info"], None, "query.bundle_id"),
@@ -78,41 +125,74 @@ BAD: dict[str, list[tuple[str, Any, str]]] = {
         (E["severity-count"], {"bundle_ids": []}, "body.bundle_ids"),
         (E["severity-count"], {"bundle_ids": list(range(800, 811))}, "body.bundle_ids"),
         (E["severity-count"], {"bundle_ids": [B1, B1]}, "body.bundle_ids"),
-        (E["severity-count"], {"bundle_ids": [B1], "filters": {"log_levels": ["verbose"]}},
-         "body.filters.log_levels"),
-        (E["severity-count"], {"bundle_ids": [B1], "filters": {"cvm_ips": ["8.8.8.8"]}},
-         "body.filters.cvm_ips"),
+        (
+            E["severity-count"],
+            {"bundle_ids": [B1], "filters": {"log_levels": ["verbose"]}},
+            "body.filters.log_levels",
+        ),
+        (
+            E["severity-count"],
+            {"bundle_ids": [B1], "filters": {"cvm_ips": ["8.8.8.8"]}},
+            "body.filters.cvm_ips",
+        ),
     ],
     "histogram": [
         (E["histogram"], {"bundle_ids": [B1], "interval": "2m"}, "body.interval"),
-        (E["histogram"], {"bundle_ids": [B1], "interval": "1h",
-                          "filters": {"start_time": "2024-01-15T10:00:00Z",
-                                      "end_time": "2024-01-15T09:00:00Z"}},
-         "body.filters.end_time"),
+        (
+            E["histogram"],
+            {
+                "bundle_ids": [B1],
+                "interval": "1h",
+                "filters": {
+                    "start_time": "2024-01-15T10:00:00Z",
+                    "end_time": "2024-01-15T09:00:00Z",
+                },
+            },
+            "body.filters.end_time",
+        ),
         (E["histogram"], {"bundle_ids": [-3], "interval": "1h"}, "body.bundle_ids"),
     ],
     "heatmap": [
         (E["heatmap"], {"bundle_ids": [B1], "group_by": "host"}, "body.group_by"),
         (E["heatmap"], {"group_by": "component"}, "body.bundle_ids"),
-        (E["heatmap"], {"bundle_ids": [B1], "group_by": "cvm_ip",
-                        "filters": {"components": ["nginx"]}}, "body.filters.components"),
+        (
+            E["heatmap"],
+            {"bundle_ids": [B1], "group_by": "cvm_ip", "filters": {"components": ["nginx"]}},
+            "body.filters.components",
+        ),
     ],
     "search": [
         (E["search"], {"bundle_ids": [B1], "page_size": 101, "page_no": 1}, "body.page_size"),
         (E["search"], {"bundle_ids": [B1], "page_size": 10, "page_no": 0}, "body.page_no"),
-        (E["search"], {"bundle_ids": [B1], "page_size": 10, "page_no": 1,
-                       "filters": {"start_time": "2024-01-15T10:00:00+01:00"}},
-         "body.filters.start_time"),
+        (
+            E["search"],
+            {
+                "bundle_ids": [B1],
+                "page_size": 10,
+                "page_no": 1,
+                "filters": {"start_time": "2024-01-15T10:00:00+01:00"},
+            },
+            "body.filters.start_time",
+        ),
         (E["search"], {"bundle_ids": [B1], "page_size": "10", "page_no": 1}, "body.page_size"),
-        (E["search"], {"bundle_ids": [B1], "page_size": 10, "page_no": 1,
-                       "filters": {"is_curated": "yes"}}, "body.filters.is_curated"),
-        (E["search"] + "?page_no=2", {"bundle_ids": [B1], "page_size": 10, "page_no": 1},
-         "query.page_no"),
+        (
+            E["search"],
+            {"bundle_ids": [B1], "page_size": 10, "page_no": 1, "filters": {"is_curated": "yes"}},
+            "body.filters.is_curated",
+        ),
+        (
+            E["search"] + "?page_no=2",
+            {"bundle_ids": [B1], "page_size": 10, "page_no": 1},
+            "query.page_no",
+        ),
     ],
     "filter-options": [
         (E["filter-options"], None, "query.bundle_ids"),
-        (E["filter-options"] + "?" + "&".join(f"bundle_ids={i}" for i in range(800, 811)), None,
-         "query.bundle_ids"),
+        (
+            E["filter-options"] + "?" + "&".join(f"bundle_ids={i}" for i in range(800, 811)),
+            None,
+            "query.bundle_ids",
+        ),
         (f"{E['filter-options']}?bundle_ids={B1}&bundle_ids={B1}", None, "query.bundle_ids"),
         (f"{E['filter-options']}?bundle_ids={B1},{B2}", None, "query.bundle_ids"),
     ],
@@ -133,8 +213,11 @@ BAD: dict[str, list[tuple[str, Any, str]]] = {
     ],
     "reports": [
         (E["reports"], {"page_no": 1, "page_size": 5, "sort_by": "name"}, "body.sort_by"),
-        (E["reports"], {"page_no": 1, "page_size": 5, "filters": {"status": ["done"]}},
-         "body.filters.status"),
+        (
+            E["reports"],
+            {"page_no": 1, "page_size": 5, "filters": {"status": ["done"]}},
+            "body.filters.status",
+        ),
         (E["reports"], {"page_no": 1, "page_size": 0}, "body.page_size"),
         (E["reports"], {"page_no": 1, "page_size": 5, "sort_order": "up"}, "body.sort_order"),
         (E["reports"], {"page_size": 5}, "body.page_no"),
@@ -163,8 +246,16 @@ MISSING: dict[str, tuple[str, Any]] = {
 
 SHAPES = {
     "analyze": {"bundle_id", "status", "sfdc_case_no"},
-    "info": {"bundle_id", "sfdc_case_no", "remote_log_bundle_path", "cvm_ips", "components",
-             "start_time", "end_time", "total_lines"},
+    "info": {
+        "bundle_id",
+        "sfdc_case_no",
+        "remote_log_bundle_path",
+        "cvm_ips",
+        "components",
+        "start_time",
+        "end_time",
+        "total_lines",
+    },
     "severity-count": {"counts"},
     "histogram": {"interval", "buckets"},
     "heatmap": {"rows", "columns", "values"},
@@ -200,8 +291,10 @@ def test_success_has_the_contract_shape(server: ReferenceAPIProcess, name: str) 
         assert all(isinstance(v, int) and v >= 0 for v in doc["counts"].values())
     elif name == "histogram":
         assert doc["interval"] == "15m" and doc["buckets"]
-        assert all(set(b) == {"time", "count"} and _is_utc(b["time"]) and b["count"] > 0
-                   for b in doc["buckets"])
+        assert all(
+            set(b) == {"time", "count"} and _is_utc(b["time"]) and b["count"] > 0
+            for b in doc["buckets"]
+        )
         times = [b["time"] for b in doc["buckets"]]
         assert times == sorted(times) and len(set(times)) == len(times)
         assert all(t[14:16] in ("00", "15", "30", "45") and t[17:19] == "00" for t in times)
@@ -213,8 +306,14 @@ def test_success_has_the_contract_shape(server: ReferenceAPIProcess, name: str) 
         assert doc["page_no"] == 1 and doc["page_size"] == 20 and doc["total"] >= 20
         assert len(doc["results"]) == 20
         for line in doc["results"]:
-            assert set(line) == {"bundle_id", "timestamp", "component", "log_level", "cvm_ip",
-                                 "message"}
+            assert set(line) == {
+                "bundle_id",
+                "timestamp",
+                "component",
+                "log_level",
+                "cvm_ip",
+                "message",
+            }
             assert line["log_level"] == "info" and line["bundle_id"] in (B1, B2)
             assert _is_utc(line["timestamp"])
     elif name == "info":
@@ -224,8 +323,10 @@ def test_success_has_the_contract_shape(server: ReferenceAPIProcess, name: str) 
         assert PATH.rsplit("-PE-", 1)[1][:-4] in doc["cvm_ips"]
     elif name == "events":
         assert doc["total"] == len(doc["events"]) > 0
-        assert all(set(e) == {"timestamp", "type", "severity", "component", "description"}
-                   for e in doc["events"])
+        assert all(
+            set(e) == {"timestamp", "type", "severity", "component", "description"}
+            for e in doc["events"]
+        )
     elif name == "reports":
         assert doc["total"] > 5 and len(doc["reports"]) == 5
         ids = [r["bundle_id"] for r in doc["reports"]]
@@ -234,18 +335,21 @@ def test_success_has_the_contract_shape(server: ReferenceAPIProcess, name: str) 
     elif name == "by-sfdc-case":
         assert doc == {"sfdc_case_no": CASE, "paths": [PATH]}
     elif name == "filter-options":
-        assert doc["log_levels"] == [lvl for lvl in ("fatal", "error", "warn", "info", "debug")
-                                     if lvl in doc["log_levels"]]
+        assert doc["log_levels"] == [
+            lvl for lvl in ("fatal", "error", "warn", "info", "debug") if lvl in doc["log_levels"]
+        ]
     elif name in ("ask-ai", "report_summary"):
         assert doc["bundle_id"] == B1
         text = doc.get("answer") or doc.get("summary")
         assert isinstance(text, str) and str(B1) in text
 
 
-@pytest.mark.parametrize(("name", "index"), [(n, i) for n, cases in BAD.items()
-                                             for i in range(len(cases))])
-def test_contract_violation_is_400_naming_the_field(server: ReferenceAPIProcess, name: str,
-                                                     index: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "index"), [(n, i) for n, cases in BAD.items() for i in range(len(cases))]
+)
+def test_contract_violation_is_400_naming_the_field(
+    server: ReferenceAPIProcess, name: str, index: int
+) -> None:
     path, body, field = BAD[name][index]
     status, doc = server.request(METHOD[name], path, body, H)
     assert status == 400, doc
@@ -286,8 +390,10 @@ def test_unknown_ids_are_404(server: ReferenceAPIProcess, name: str) -> None:
 def test_events_of_a_combo_merge_its_bundles(server: ReferenceAPIProcess) -> None:
     status, doc = server.request("GET", f"{E['events']}?combo_id={COMBO}", None, H)
     assert status == 200
-    expected = sum(server.request("GET", f"{E['events']}?bundle_id={b}", None, H)[1]["total"]
-                   for b in DS.combo_by_id[COMBO].bundle_ids)
+    expected = sum(
+        server.request("GET", f"{E['events']}?bundle_id={b}", None, H)[1]["total"]
+        for b in DS.combo_by_id[COMBO].bundle_ids
+    )
     assert doc["total"] == len(doc["events"]) == expected
     times = [e["timestamp"] for e in doc["events"]]
     assert times == sorted(times)
@@ -308,10 +414,13 @@ def test_analyze_known_path_new_path_and_retry(server: ReferenceAPIProcess) -> N
 
 
 def test_search_pages_are_consecutive(server: ReferenceAPIProcess) -> None:
-    body = {"bundle_ids": [B1, B2, B3], "page_size": 7, "page_no": 1,
-            "filters": {"log_levels": ["warn", "error"]}}
-    pages = [server.request("POST", E["search"], {**body, "page_no": n}, H)[1]
-             for n in (1, 2, 3)]
+    body = {
+        "bundle_ids": [B1, B2, B3],
+        "page_size": 7,
+        "page_no": 1,
+        "filters": {"log_levels": ["warn", "error"]},
+    }
+    pages = [server.request("POST", E["search"], {**body, "page_no": n}, H)[1] for n in (1, 2, 3)]
     assert len({p["total"] for p in pages}) == 1
     everything = server.request("POST", E["search"], {**body, "page_size": 21}, H)[1]
     assert [r for p in pages for r in p["results"]] == everything["results"]

@@ -34,10 +34,21 @@ def locust_parser() -> LocustArgumentParser:
     parser = get_empty_argument_parser(default_config_files=[])
     setup_parser_arguments(parser)
     parser.add_argument("--scenario", default="", include_in_web_ui=False)
-    parser.add_argument("--slo", "--slo-file", dest="slo_file", default="",
-                        env_var="SLO_FILE", include_in_web_ui=False)
-    parser.add_argument("--analytics-user-weight", type=int, default=None,
-                        env_var="ANALYTICS_USER_WEIGHT", include_in_web_ui=False)
+    parser.add_argument(
+        "--slo",
+        "--slo-file",
+        dest="slo_file",
+        default="",
+        env_var="SLO_FILE",
+        include_in_web_ui=False,
+    )
+    parser.add_argument(
+        "--analytics-user-weight",
+        type=int,
+        default=None,
+        env_var="ANALYTICS_USER_WEIGHT",
+        include_in_web_ui=False,
+    )
     add_shape_arguments(parser)
     return parser
 
@@ -48,8 +59,15 @@ def test_every_scenario_is_tested() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_scenario_parses_with_locusts_parser(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("LOCUST_USERS", "LOCUST_SPAWN_RATE", "LOCUST_RUN_TIME", "ANALYTICS_USER_WEIGHT",
-                "SLO_FILE", "LOCUST_HEADLESS", "LOCUST_LOCUSTFILE"):
+    for var in (
+        "LOCUST_USERS",
+        "LOCUST_SPAWN_RATE",
+        "LOCUST_RUN_TIME",
+        "ANALYTICS_USER_WEIGHT",
+        "SLO_FILE",
+        "LOCUST_HEADLESS",
+        "LOCUST_LOCUSTFILE",
+    ):
         monkeypatch.delenv(var, raising=False)  # the file's values, not the environment's
     path = SCENARIOS / f"{name}.conf"
     users, rate, run_time, weight = EXPECTED[name]
@@ -73,8 +91,9 @@ def test_scenario_header_names_and_versions(name: str) -> None:
 
 
 def test_command_line_overrides_the_file() -> None:
-    options = locust_parser().parse_args(["--config", str(SCENARIOS / "smoke.conf"), "-u", "2",
-                                          "-t", "5s", "--load-shape", "spike"])
+    options = locust_parser().parse_args(
+        ["--config", str(SCENARIOS / "smoke.conf"), "-u", "2", "-t", "5s", "--load-shape", "spike"]
+    )
     assert (options.num_users, options.run_time, options.load_shape) == (2, 5, "spike")
 
 
@@ -90,8 +109,14 @@ def test_scenarios_match_the_options_the_locustfile_registers() -> None:
     )
     paths = [str(SCENARIOS / f"{name}.conf") for name in sorted(EXPECTED)]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", code, *paths], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *paths],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert len(lines) == len(EXPECTED), result.stdout

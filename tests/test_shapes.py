@@ -32,29 +32,46 @@ from panacea_locust.shapes import (
 
 def test_parse_stages_syntax() -> None:
     assert parse_stages("10:30s, 25:1m,50@5:2m") == [
-        Stage(10, 30.0), Stage(25, 60.0), Stage(50, 120.0, 5.0)]
+        Stage(10, 30.0),
+        Stage(25, 60.0),
+        Stage(50, 120.0, 5.0),
+    ]
     assert parse_stages("0@0.5:90") == [Stage(0, 90.0, 0.5)]
     assert parse_stages("3:1h30m") == [Stage(3, 5400.0)]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90.0), ("90s", 90.0), ("1.5m", 90.0), ("2h", 7200.0), ("1h1m1s", 3661.0),
-    ("5M", 300.0), ("", None), ("abc", None), ("10x", None), ("m", None),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("1.5m", 90.0),
+        ("2h", 7200.0),
+        ("1h1m1s", 3661.0),
+        ("5M", 300.0),
+        ("", None),
+        ("abc", None),
+        ("10x", None),
+        ("m", None),
+    ],
+)
 def test_parse_duration(text: str, seconds: float | None) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize(("spec", "fragment"), [
-    ("", "must be a comma-separated list"),
-    ("10:30s,,20:5s", "must be a comma-separated list"),
-    ("10", "stage 1 '10' is not USERS[@RATE]:DURATION"),
-    ("10:30s,a:30s", "stage 2 'a:30s'"),
-    ("10:abc", "stage 1 '10:abc'"),
-    ("-5:10s", "stage 1 '-5:10s'"),
-    ("10:0s", "must last more than 0 seconds"),
-    ("10@0:5s", "needs a spawn rate > 0"),
-])
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("", "must be a comma-separated list"),
+        ("10:30s,,20:5s", "must be a comma-separated list"),
+        ("10", "stage 1 '10' is not USERS[@RATE]:DURATION"),
+        ("10:30s,a:30s", "stage 2 'a:30s'"),
+        ("10:abc", "stage 1 '10:abc'"),
+        ("-5:10s", "stage 1 '-5:10s'"),
+        ("10:0s", "must last more than 0 seconds"),
+        ("10@0:5s", "needs a spawn rate > 0"),
+    ],
+)
 def test_parse_stages_errors_are_one_line(spec: str, fragment: str) -> None:
     with pytest.raises(ShapeError) as err:
         parse_stages(spec)
@@ -73,10 +90,16 @@ def test_step_schedule() -> None:
 
 
 def test_spike_schedule() -> None:
-    spike = Spike(base_users=5, peak_users=50, at_s=60, duration_s=30, total_s=120,
-                  spawn_rate=25)
+    spike = Spike(base_users=5, peak_users=50, at_s=60, duration_s=30, total_s=120, spawn_rate=25)
     assert [spike_at(spike, t) for t in (0, 59.9, 60, 89.9, 90, 119.9, 120)] == [
-        (5, 25), (5, 25), (50, 25), (50, 25), (5, 25), (5, 25), None]
+        (5, 25),
+        (5, 25),
+        (50, 25),
+        (50, 25),
+        (5, 25),
+        (5, 25),
+        None,
+    ]
 
 
 def drive(shape: LoadTestShape, times: list[float]) -> list[object]:
@@ -89,12 +112,17 @@ def drive(shape: LoadTestShape, times: list[float]) -> list[object]:
 
 
 def test_step_tick_sequence_from_settings() -> None:
-    cls = shape_class_for("step", {"LOAD_SHAPE_STAGES": "2:10s,4@4:10s",
-                                   "LOCUST_SPAWN_RATE": "3"})
+    cls = shape_class_for("step", {"LOAD_SHAPE_STAGES": "2:10s,4@4:10s", "LOCUST_SPAWN_RATE": "3"})
     assert cls is not None
     shape = cls()
-    assert drive(shape, [0, 5, 10, 19, 20, 25]) == [(2, 3.0), (2, 3.0), (4, 4.0), (4, 4.0),
-                                                     None, None]
+    assert drive(shape, [0, 5, 10, 19, 20, 25]) == [
+        (2, 3.0),
+        (2, 3.0),
+        (4, 4.0),
+        (4, 4.0),
+        None,
+        None,
+    ]
     assert shape.total_s == 20.0  # type: ignore[attr-defined]
 
 
@@ -102,27 +130,42 @@ def test_step_defaults() -> None:
     cls = shape_class_for("step", {})
     assert cls is not None
     shape = cls()
-    assert drive(shape, [0, 60, 120, 239, 240]) == [(5, 2.0), (10, 2.0), (25, 2.0), (25, 2.0),
-                                                     None]
+    assert drive(shape, [0, 60, 120, 239, 240]) == [(5, 2.0), (10, 2.0), (25, 2.0), (25, 2.0), None]
 
 
 def test_spike_tick_sequence_from_settings() -> None:
-    settings = {"SPIKE_BASE_USERS": "3", "SPIKE_PEAK_USERS": "30", "SPIKE_AT_S": "10",
-                "SPIKE_DURATION_S": "5", "SPIKE_TOTAL_S": "20", "SPIKE_SPAWN_RATE": "15"}
+    settings = {
+        "SPIKE_BASE_USERS": "3",
+        "SPIKE_PEAK_USERS": "30",
+        "SPIKE_AT_S": "10",
+        "SPIKE_DURATION_S": "5",
+        "SPIKE_TOTAL_S": "20",
+        "SPIKE_SPAWN_RATE": "15",
+    }
     cls = shape_class_for("spike", settings)
     assert cls is not None
     assert drive(cls(), [0, 9, 10, 14, 15, 19, 20]) == [
-        (3, 15.0), (3, 15.0), (30, 15.0), (30, 15.0), (3, 15.0), (3, 15.0), None]
+        (3, 15.0),
+        (3, 15.0),
+        (30, 15.0),
+        (30, 15.0),
+        (3, 15.0),
+        (3, 15.0),
+        None,
+    ]
 
 
-@pytest.mark.parametrize(("settings", "fragment"), [
-    ({"SPIKE_TOTAL_S": "100", "SPIKE_AT_S": "90"}, "SPIKE_TOTAL_S = 100 must be at least"),
-    ({"SPIKE_PEAK_USERS": "2.5"}, "SPIKE_PEAK_USERS = '2.5' must be a whole number >= 0"),
-    ({"SPIKE_BASE_USERS": "-1"}, "SPIKE_BASE_USERS = '-1' must be a whole number >= 0"),
-    ({"SPIKE_SPAWN_RATE": "0"}, "SPIKE_SPAWN_RATE = '0' must be a number > 0"),
-    ({"SPIKE_AT_S": "soon"}, "SPIKE_AT_S = 'soon' must be a number >= 0"),
-    ({"SPIKE_DURATION_S": "inf"}, "SPIKE_DURATION_S = 'inf' must be a number > 0"),
-])
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        ({"SPIKE_TOTAL_S": "100", "SPIKE_AT_S": "90"}, "SPIKE_TOTAL_S = 100 must be at least"),
+        ({"SPIKE_PEAK_USERS": "2.5"}, "SPIKE_PEAK_USERS = '2.5' must be a whole number >= 0"),
+        ({"SPIKE_BASE_USERS": "-1"}, "SPIKE_BASE_USERS = '-1' must be a whole number >= 0"),
+        ({"SPIKE_SPAWN_RATE": "0"}, "SPIKE_SPAWN_RATE = '0' must be a number > 0"),
+        ({"SPIKE_AT_S": "soon"}, "SPIKE_AT_S = 'soon' must be a number >= 0"),
+        ({"SPIKE_DURATION_S": "inf"}, "SPIKE_DURATION_S = 'inf' must be a number > 0"),
+    ],
+)
 def test_spike_errors(settings: dict[str, str], fragment: str) -> None:
     with pytest.raises(ShapeError, match=fragment.replace("[", r"\[").replace(".", r"\.")):
         parse_spike(settings)
@@ -134,8 +177,9 @@ def test_shape_class_for_names_and_safety() -> None:
     assert shape_class_for(None) is None
     assert shape_class_for("") is None
     assert shape_class_for(" None ") is None
-    with pytest.raises(ShapeError, match="LOAD_SHAPE = 'ramp' is not a load shape; allowed: "
-                                         "step, spike"):
+    with pytest.raises(
+        ShapeError, match="LOAD_SHAPE = 'ramp' is not a load shape; allowed: step, spike"
+    ):
         shape_class_for("ramp", {})
     with pytest.raises(ShapeError, match="LOCUST_SPAWN_RATE = 'fast'"):
         shape_class_for("step", {"LOCUST_SPAWN_RATE": "fast"})
@@ -156,12 +200,20 @@ def test_environment_is_snapshotted(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_settings_precedence_cli_env_config(tmp_path: Path) -> None:
     conf = tmp_path / "run.conf"
-    conf.write_text("users = 5\nload-shape = spike\nspike-peak-users = 40\n"
-                    "load-shape-stages = 1:1s\n")
-    got = shape_settings(["--config", str(conf), "-u", "3", "--spike-peak-users", "60"],
-                         {"SPIKE_AT_S": "5", "LOAD_SHAPE_STAGES": "2:2s"}, [])
-    assert got == {"LOAD_SHAPE": "spike", "SPIKE_PEAK_USERS": "60", "SPIKE_AT_S": "5",
-                   "LOAD_SHAPE_STAGES": "2:2s"}
+    conf.write_text(
+        "users = 5\nload-shape = spike\nspike-peak-users = 40\nload-shape-stages = 1:1s\n"
+    )
+    got = shape_settings(
+        ["--config", str(conf), "-u", "3", "--spike-peak-users", "60"],
+        {"SPIKE_AT_S": "5", "LOAD_SHAPE_STAGES": "2:2s"},
+        [],
+    )
+    assert got == {
+        "LOAD_SHAPE": "spike",
+        "SPIKE_PEAK_USERS": "60",
+        "SPIKE_AT_S": "5",
+        "LOAD_SHAPE_STAGES": "2:2s",
+    }
     assert shape_settings([], {}, []) == {}
     cls = selected_shape(["--config", str(conf)], {})
     assert cls is not None and cls.__name__ == "SpikeLoadShape"
@@ -181,15 +233,20 @@ def test_locust_parser_accepts_the_shape_options() -> None:
     parser = get_empty_argument_parser(default_config_files=[])
     setup_parser_arguments(parser)
     add_shape_arguments(parser)
-    options = parser.parse_args(["--load-shape", "step", "--load-shape-stages", "1:1s",
-                                 "--spike-total-s", "30"])
-    assert (options.load_shape, options.load_shape_stages, options.spike_total_s) == \
-        ("step", "1:1s", "30")
+    options = parser.parse_args(
+        ["--load-shape", "step", "--load-shape-stages", "1:1s", "--spike-total-s", "30"]
+    )
+    assert (options.load_shape, options.load_shape_stages, options.spike_total_s) == (
+        "step",
+        "1:1s",
+        "30",
+    )
     assert "load_shape" not in parser.args_included_in_web_ui
 
 
-def test_locust_discovers_only_the_selected_shape(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_locust_discovers_only_the_selected_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The real discovery code of Locust, on a locustfile written like the project's."""
     name = f"shape_probe_{uuid.uuid4().hex}"
     path = tmp_path / f"{name}.py"
@@ -201,7 +258,8 @@ def test_locust_discovers_only_the_selected_shape(tmp_path: Path,
         "    wait_time = constant(1)\n"
         "    @task\n"
         "    def noop(self):\n"
-        "        pass\n")
+        "        pass\n"
+    )
     monkeypatch.chdir(tmp_path)  # no locust.conf from elsewhere
     monkeypatch.setattr(sys, "path", list(sys.path))  # load_locustfile prepends the cwd
     try:

@@ -22,24 +22,48 @@ from panacea_locust.thresholds import (
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = (
-    "/api/v1/logs/analyze", "/api/v1/logs/info", "/api/v1/logs/severity-count",
-    "/api/v1/logs/histogram", "/api/v1/logs/heatmap", "/api/v1/logs/search",
-    "/api/v1/logs/filter-options", "/api/v1/events", "/api/v1/ai/report_summary",
-    "/api/v1/ai/ask-ai", "/api/v1/reports",
+    "/api/v1/logs/analyze",
+    "/api/v1/logs/info",
+    "/api/v1/logs/severity-count",
+    "/api/v1/logs/histogram",
+    "/api/v1/logs/heatmap",
+    "/api/v1/logs/search",
+    "/api/v1/logs/filter-options",
+    "/api/v1/events",
+    "/api/v1/ai/report_summary",
+    "/api/v1/ai/ask-ai",
+    "/api/v1/reports",
     "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}",
 )
 SEARCH = "/api/v1/logs/search"
 ASK = "/api/v1/ai/ask-ai"
 
 
-def stats(requests: int = 1000, failures: int = 0, acceptable: dict[str, int] | None = None,
-          rps: float = 20.0, p50: float = 50.0, p90: float = 90.0, p95: float = 120.0,
-          p99: float = 300.0) -> dict[str, Any]:
-    return {"requests": requests, "failures": failures,
-            "failure_ratio": round(failures / requests, 6) if requests else 0.0,
-            "acceptable": acceptable or {}, "rps": rps, "min_ms": 1.0, "mean_ms": 60.0,
-            "p50_ms": p50, "p90_ms": p90, "p95_ms": p95, "p99_ms": p99, "p999_ms": p99,
-            "max_ms": p99 * 2}
+def stats(
+    requests: int = 1000,
+    failures: int = 0,
+    acceptable: dict[str, int] | None = None,
+    rps: float = 20.0,
+    p50: float = 50.0,
+    p90: float = 90.0,
+    p95: float = 120.0,
+    p99: float = 300.0,
+) -> dict[str, Any]:
+    return {
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": round(failures / requests, 6) if requests else 0.0,
+        "acceptable": acceptable or {},
+        "rps": rps,
+        "min_ms": 1.0,
+        "mean_ms": 60.0,
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "p999_ms": p99,
+        "max_ms": p99 * 2,
+    }
 
 
 def summary(total: dict[str, Any], endpoints: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -63,7 +87,9 @@ def test_shipped_slo_file_is_valid() -> None:
 
 
 def test_full_file_parses_in_canonical_order(tmp_path: Path) -> None:
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 [total]
 max_failure_ratio = 0.01
 p95_ms = 800
@@ -77,12 +103,18 @@ p50_ms = 1000
 p90_ms = 2000.5
 abort = true
 abort_grace_s = 30
-""")
+""",
+    )
     slo = load_slo(path, ENDPOINTS)
     assert [(r.scope, r.metric) for r in slo.rules] == [
-        ("total", "p95_ms"), ("total", "max_failure_ratio"),
-        ("total", "max_acceptable_4xx_ratio"), ("total", "min_rps"),
-        (SEARCH, "p99_ms"), (ASK, "p50_ms"), (ASK, "p90_ms")]
+        ("total", "p95_ms"),
+        ("total", "max_failure_ratio"),
+        ("total", "max_acceptable_4xx_ratio"),
+        ("total", "min_rps"),
+        (SEARCH, "p99_ms"),
+        (ASK, "p50_ms"),
+        (ASK, "p90_ms"),
+    ]
     assert slo.rules[0] == Rule("total", "p95_ms", 800.0)
     assert slo.rules[4].abort and slo.rules[4].abort_grace_s == 10.0
     assert slo.rules[6].abort_grace_s == 30.0 and slo.rules[6].limit == 2000.5
@@ -90,25 +122,36 @@ abort_grace_s = 30
     assert load_slo(write(tmp_path, ""), ENDPOINTS).rules == ()
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("[total]\np95 = 800", "[total] unknown key 'p95'; allowed: p50_ms"),
-    ('[endpoints."/api/v1/nope"]\np95_ms = 1',
-     '[endpoints."/api/v1/nope"] is not a known endpoint'),
-    ('[total]\np95_ms = "800"', '[total] p95_ms = "800" must be a number (milliseconds)'),
-    ("[total]\np95_ms = true", "[total] p95_ms = true must be a number"),
-    ("[total]\np99_ms = -1", "[total] p99_ms = -1 must be >= 0"),
-    ("[total]\np99_ms = nan", "must be a finite number"),
-    ("[total]\nmax_failure_ratio = 1.5", "max_failure_ratio = 1.5 must be a ratio between 0 and 1"),
-    ("[total]\nmax_acceptable_4xx_ratio = -0.1", "max_acceptable_4xx_ratio = -0.1 must be >= 0"),
-    ("[total]\nmin_rps = [1]", "min_rps = [1] must be a number (requests per second)"),
-    ("[total]\nabort = 1", "[total] abort = 1 must be true or false"),
-    ("[total]\nabort_grace_s = -5", "abort_grace_s = -5 must be >= 0 (seconds)"),
-    ("total = 5", "[total] must be a table of rules"),
-    ("endpoints = 5", "endpoints must be tables"),
-    ('[endpoints]\n"/api/v1/events" = 5', '[endpoints."/api/v1/events"] must be a table'),
-    ("[totals]\np95_ms = 1", "unknown top-level key 'totals'"),
-    ("[total\np95_ms = 1", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[total]\np95 = 800", "[total] unknown key 'p95'; allowed: p50_ms"),
+        (
+            '[endpoints."/api/v1/nope"]\np95_ms = 1',
+            '[endpoints."/api/v1/nope"] is not a known endpoint',
+        ),
+        ('[total]\np95_ms = "800"', '[total] p95_ms = "800" must be a number (milliseconds)'),
+        ("[total]\np95_ms = true", "[total] p95_ms = true must be a number"),
+        ("[total]\np99_ms = -1", "[total] p99_ms = -1 must be >= 0"),
+        ("[total]\np99_ms = nan", "must be a finite number"),
+        (
+            "[total]\nmax_failure_ratio = 1.5",
+            "max_failure_ratio = 1.5 must be a ratio between 0 and 1",
+        ),
+        (
+            "[total]\nmax_acceptable_4xx_ratio = -0.1",
+            "max_acceptable_4xx_ratio = -0.1 must be >= 0",
+        ),
+        ("[total]\nmin_rps = [1]", "min_rps = [1] must be a number (requests per second)"),
+        ("[total]\nabort = 1", "[total] abort = 1 must be true or false"),
+        ("[total]\nabort_grace_s = -5", "abort_grace_s = -5 must be >= 0 (seconds)"),
+        ("total = 5", "[total] must be a table of rules"),
+        ("endpoints = 5", "endpoints must be tables"),
+        ('[endpoints]\n"/api/v1/events" = 5', '[endpoints."/api/v1/events"] must be a table'),
+        ("[totals]\np95_ms = 1", "unknown top-level key 'totals'"),
+        ("[total\np95_ms = 1", "not valid TOML"),
+    ],
+)
 def test_bad_files_fail_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(SLOError) as err:
@@ -129,7 +172,8 @@ def slo_of(text: str, tmp_path: Path) -> SLO:
 
 
 def test_evaluate_every_metric(tmp_path: Path) -> None:
-    slo = slo_of(f"""
+    slo = slo_of(
+        f"""
 [total]
 p50_ms = 50
 p90_ms = 80
@@ -140,9 +184,13 @@ max_acceptable_4xx_ratio = 0.05
 min_rps = 25
 [endpoints."{SEARCH}"]
 p99_ms = 1500
-""", tmp_path)
-    s = summary(stats(failures=20, acceptable={"400": 30, "404": 30}, rps=20.0),
-                {SEARCH: stats(requests=100, p99=1500.0)})
+""",
+        tmp_path,
+    )
+    s = summary(
+        stats(failures=20, acceptable={"400": 30, "404": 30}, rps=20.0),
+        {SEARCH: stats(requests=100, p99=1500.0)},
+    )
     block = slo.evaluate(s)
     got = {(r["scope"], r["metric"]): (r["observed"], r["passed"]) for r in block["rules"]}
     assert got == {
@@ -157,8 +205,7 @@ p99_ms = 1500
     }
     assert block["passed"] is False
     assert set(block) == {"passed", "rules"}
-    assert all(set(r) == {"scope", "metric", "limit", "observed", "passed"}
-               for r in block["rules"])
+    assert all(set(r) == {"scope", "metric", "limit", "observed", "passed"} for r in block["rules"])
     assert exit_code(block) == EXIT_THRESHOLDS_FAILED == 3
 
 
@@ -170,12 +217,18 @@ def test_all_passing_and_empty_slo(tmp_path: Path) -> None:
 
 
 def test_scope_without_requests_fails_with_null(tmp_path: Path) -> None:
-    slo = slo_of(f'[endpoints."{ASK}"]\np95_ms = 100\nmax_failure_ratio = 0.5\n'
-                 f'[endpoints."{SEARCH}"]\nmin_rps = 0', tmp_path)
+    slo = slo_of(
+        f'[endpoints."{ASK}"]\np95_ms = 100\nmax_failure_ratio = 0.5\n'
+        f'[endpoints."{SEARCH}"]\nmin_rps = 0',
+        tmp_path,
+    )
     s = summary(stats(), {ASK: stats(requests=0)})  # search absent
     block = slo.evaluate(s)
     assert [(r["scope"], r["observed"], r["passed"]) for r in block["rules"]] == [
-        (ASK, None, False), (ASK, None, False), (SEARCH, None, False)]
+        (ASK, None, False),
+        (ASK, None, False),
+        (SEARCH, None, False),
+    ]
 
 
 def test_failure_ratio_falls_back_to_counts(tmp_path: Path) -> None:
@@ -186,8 +239,10 @@ def test_failure_ratio_falls_back_to_counts(tmp_path: Path) -> None:
 
 
 def test_abort_tracker_waits_for_the_grace_period(tmp_path: Path) -> None:
-    slo = slo_of(f'[endpoints."{SEARCH}"]\np95_ms = 200\nmin_rps = 1000\nabort = true\n'
-                 f'[total]\np95_ms = 1', tmp_path)
+    slo = slo_of(
+        f'[endpoints."{SEARCH}"]\np95_ms = 200\nmin_rps = 1000\nabort = true\n[total]\np95_ms = 1',
+        tmp_path,
+    )
     tracker = AbortTracker(slo)
     assert tracker.enabled and [r.metric for r in tracker.rules] == ["p95_ms"]  # not min_rps
     bad = summary(stats(), {SEARCH: stats(p95=450.0)})
@@ -215,8 +270,7 @@ def test_abort_tracker_grace_zero_and_disabled(tmp_path: Path) -> None:
 
 
 def test_renderers(tmp_path: Path) -> None:
-    slo = slo_of(f'[total]\np95_ms = 100\nmin_rps = 5\n[endpoints."{ASK}"]\np99_ms = 1',
-                 tmp_path)
+    slo = slo_of(f'[total]\np95_ms = 100\nmin_rps = 5\n[endpoints."{ASK}"]\np99_ms = 1', tmp_path)
     block = slo.evaluate(summary(stats(p95=120.0)))
     text = render_thresholds_text(block)
     assert text.splitlines()[0] == "Thresholds: FAILED (2 of 3 rules failed)"
@@ -227,7 +281,8 @@ def test_renderers(tmp_path: Path) -> None:
     assert "| `total` | `p95_ms` | <= 100.0 ms | 120.0 ms | **FAIL** |" in md
     assert f"| `{ASK}` | `p99_ms` |" in md
     assert "PASSED (all 1 rules passed)" in render_thresholds_text(
-        slo_of("[total]\np95_ms = 500", tmp_path).evaluate(summary(stats())))
+        slo_of("[total]\np95_ms = 500", tmp_path).evaluate(summary(stats()))
+    )
     assert "no thresholds configured" in render_thresholds_md({"passed": True, "rules": []})
 
 
@@ -237,4 +292,5 @@ def test_an_aborted_run_fails(tmp_path: Path) -> None:
     assert block["passed"] is False and exit_code(block) == EXIT_THRESHOLDS_FAILED
     assert block["rules"][0]["passed"] is True  # the rules keep their end-of-run values
     assert render_thresholds_text(block).startswith(
-        "Thresholds: FAILED (stopped early: SLO abort: total p95_ms ...; 0 of 1 rules failed")
+        "Thresholds: FAILED (stopped early: SLO abort: total p95_ms ...; 0 of 1 rules failed"
+    )

@@ -36,38 +36,79 @@ Send = Callable[[Message], Awaitable[None]]
 _JSON_HEADER = (b"content-type", b"application/json")
 
 _REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "analyze": m.AnalyzeRequest, "severity-count": m.SeverityCountRequest,
-    "histogram": m.HistogramRequest, "heatmap": m.HeatmapRequest, "search": m.SearchRequest,
-    "ask-ai": m.AskAIRequest, "reports": m.ReportsRequest,
+    "analyze": m.AnalyzeRequest,
+    "severity-count": m.SeverityCountRequest,
+    "histogram": m.HistogramRequest,
+    "heatmap": m.HeatmapRequest,
+    "search": m.SearchRequest,
+    "ask-ai": m.AskAIRequest,
+    "reports": m.ReportsRequest,
 }
 _RESPONSE_MODELS: dict[str, type[BaseModel]] = {
-    "analyze": m.AnalyzeResponse, "info": m.InfoResponse,
-    "severity-count": m.SeverityCountResponse, "histogram": m.HistogramResponse,
-    "heatmap": m.HeatmapResponse, "search": m.SearchResponse,
-    "filter-options": m.FilterOptionsResponse, "events": m.EventsResponse,
-    "report_summary": m.ReportSummaryResponse, "ask-ai": m.AskAIResponse,
-    "reports": m.ReportsResponse, "by-sfdc-case": m.BundlePathsResponse,
+    "analyze": m.AnalyzeResponse,
+    "info": m.InfoResponse,
+    "severity-count": m.SeverityCountResponse,
+    "histogram": m.HistogramResponse,
+    "heatmap": m.HeatmapResponse,
+    "search": m.SearchResponse,
+    "filter-options": m.FilterOptionsResponse,
+    "events": m.EventsResponse,
+    "report_summary": m.ReportSummaryResponse,
+    "ask-ai": m.AskAIResponse,
+    "reports": m.ReportsResponse,
+    "by-sfdc-case": m.BundlePathsResponse,
 }
 _ID_PARAM = {"type": "integer", "minimum": 1}
 _QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
     "info": [{"name": "bundle_id", "in": "query", "required": True, "schema": _ID_PARAM}],
-    "report_summary": [{"name": "bundle_id", "in": "query", "required": True,
-                        "schema": _ID_PARAM}],
-    "filter-options": [{"name": "bundle_ids", "in": "query", "required": True,
-                        "style": "form", "explode": True,
-                        "schema": {"type": "array", "items": _ID_PARAM, "minItems": 1,
-                                   "maxItems": 10, "uniqueItems": True}}],
-    "events": [
-        {"name": "bundle_id", "in": "query", "required": False, "schema": _ID_PARAM,
-         "description": "exactly one of bundle_id and combo_id"},
-        {"name": "combo_id", "in": "query", "required": False, "schema": _ID_PARAM,
-         "description": "exactly one of bundle_id and combo_id"},
+    "report_summary": [{"name": "bundle_id", "in": "query", "required": True, "schema": _ID_PARAM}],
+    "filter-options": [
+        {
+            "name": "bundle_ids",
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "schema": {
+                "type": "array",
+                "items": _ID_PARAM,
+                "minItems": 1,
+                "maxItems": 10,
+                "uniqueItems": True,
+            },
+        }
     ],
-    "by-sfdc-case": [{"name": "sfdc_case_no", "in": "path", "required": True,
-                      "schema": {"type": "string", "pattern": "^[0-9]{9}$"}}],
+    "events": [
+        {
+            "name": "bundle_id",
+            "in": "query",
+            "required": False,
+            "schema": _ID_PARAM,
+            "description": "exactly one of bundle_id and combo_id",
+        },
+        {
+            "name": "combo_id",
+            "in": "query",
+            "required": False,
+            "schema": _ID_PARAM,
+            "description": "exactly one of bundle_id and combo_id",
+        },
+    ],
+    "by-sfdc-case": [
+        {
+            "name": "sfdc_case_no",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]{9}$"},
+        }
+    ],
 }
-_SESSION_PARAM = {"name": "X-Session-Id", "in": "header", "required": True,
-                  "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+_SESSION_PARAM = {
+    "name": "X-Session-Id",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -93,7 +134,7 @@ class ReferenceAPI:
             ep = self.routes.get((method, path))
             param = None
             if ep is None and path.startswith(SFDC_PATHS_PREFIX) and method == "GET":
-                param = path[len(SFDC_PATHS_PREFIX):]
+                param = path[len(SFDC_PATHS_PREFIX) :]
                 if param and "/" not in param:
                     ep = self.sfdc_endpoint
             if ep is not None:
@@ -109,12 +150,17 @@ class ReferenceAPI:
                             break
                     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 status, payload, delay = self.engine.handle(
-                    ep, scope["headers"], scope["query_string"], param, body)
+                    ep, scope["headers"], scope["query_string"], param, body
+                )
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await send({"type": "http.response.start", "status": status,
-                            "headers": [_JSON_HEADER,
-                                        (b"content-length", str(len(payload)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [_JSON_HEADER, (b"content-length", str(len(payload)).encode())],
+                    }
+                )
                 await send({"type": "http.response.body", "body": payload})
                 return
         await self.fastapi(scope, receive, send)
@@ -125,7 +171,8 @@ def _route_handler(engine: Engine, ep: Endpoint) -> Callable[[Request], Awaitabl
         body = await request.body() if ep.method == "POST" else b""
         param = request.path_params.get("sfdc_case_no")
         status, payload, delay = engine.handle(
-            ep, request.scope["headers"], request.scope["query_string"], param, body)
+            ep, request.scope["headers"], request.scope["query_string"], param, body
+        )
         if delay > 0:
             await asyncio.sleep(delay)
         return Response(payload, status_code=status, media_type="application/json")
@@ -140,12 +187,16 @@ def build_fastapi(engine: Engine) -> FastAPI:
         title="Panacea API (reference server)",
         version=__version__,
         description="Local stand-in for the Panacea insights API, from PANACEA_API.md. "
-                    "Introspection: GET /__stats, POST /__stats/reset, GET/POST /__config.",
+        "Introspection: GET /__stats, POST /__stats/reset, GET/POST /__config.",
     )
     errors: dict[int | str, dict[str, Any]] = {
-        str(code): {"model": m.ErrorBody, "description": text} for code, text in (
-            (400, "the request broke the contract"), (401, "no or bad bearer token"),
-            (404, "unknown bundle, combo or case"), (500, "injected fault"))
+        str(code): {"model": m.ErrorBody, "description": text}
+        for code, text in (
+            (400, "the request broke the contract"),
+            (401, "no or bad bearer token"),
+            (404, "unknown bundle, combo or case"),
+            (500, "injected fault"),
+        )
     }
     for ep in ENDPOINTS:
         extra: dict[str, Any] = {
@@ -154,11 +205,21 @@ def build_fastapi(engine: Engine) -> FastAPI:
         }
         req_model = _REQUEST_MODELS.get(ep.name)
         if req_model is not None:
-            extra["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{req_model.__name__}"}}}}
+            extra["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{req_model.__name__}"}
+                    }
+                },
+            }
         app.add_api_route(
-            ep.template, _route_handler(engine, ep), methods=[ep.method], name=ep.name,
-            summary=ep.name, tags=[ep.template.split("/")[3]],
+            ep.template,
+            _route_handler(engine, ep),
+            methods=[ep.method],
+            name=ep.name,
+            summary=ep.name,
+            tags=[ep.template.split("/")[3]],
             responses={"200": {"model": _RESPONSE_MODELS[ep.name]}, **errors},
             openapi_extra=extra,
         )
@@ -185,20 +246,45 @@ def build_fastapi(engine: Engine) -> FastAPI:
 
     async def health() -> Response:
         ds = engine.ds
-        return _json(200, {"status": "ok", "seed": ds.seed, "bundles": len(ds.bundles),
-                           "combos": len(ds.combos), "sfdc_cases": len(ds.sfdc_cases)})
+        return _json(
+            200,
+            {
+                "status": "ok",
+                "seed": ds.seed,
+                "bundles": len(ds.bundles),
+                "combos": len(ds.combos),
+                "sfdc_cases": len(ds.sfdc_cases),
+            },
+        )
 
     intro: list[str | Enum] = ["introspection"]
-    app.add_api_route("/__stats", stats, methods=["GET"], tags=intro,
-                      summary="what the server received")
-    app.add_api_route("/__stats/reset", stats_reset, methods=["POST"], tags=intro,
-                      summary="clear the stats")
-    app.add_api_route("/__config", get_config, methods=["GET"], tags=intro,
-                      summary="current latency and fault settings")
-    app.add_api_route("/__config", post_config, methods=["POST"], tags=intro,
-                      summary="change latency and fault settings live",
-                      openapi_extra={"requestBody": {"content": {"application/json": {
-                          "schema": {"$ref": "#/components/schemas/ConfigChange"}}}}})
+    app.add_api_route(
+        "/__stats", stats, methods=["GET"], tags=intro, summary="what the server received"
+    )
+    app.add_api_route(
+        "/__stats/reset", stats_reset, methods=["POST"], tags=intro, summary="clear the stats"
+    )
+    app.add_api_route(
+        "/__config",
+        get_config,
+        methods=["GET"],
+        tags=intro,
+        summary="current latency and fault settings",
+    )
+    app.add_api_route(
+        "/__config",
+        post_config,
+        methods=["POST"],
+        tags=intro,
+        summary="change latency and fault settings live",
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ConfigChange"}}
+                }
+            }
+        },
+    )
     app.add_api_route("/__health", health, methods=["GET"], tags=intro, summary="liveness")
 
     async def no_422(request: Request, exc: Exception) -> Response:
@@ -212,16 +298,16 @@ def build_fastapi(engine: Engine) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        doc = get_openapi(title=app.title, version=app.version, description=app.description,
-                          routes=app.routes)
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         extra_models: list[type[BaseModel]] = [*_REQUEST_MODELS.values(), ConfigChange]
         for model in extra_models:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(js.pop("$defs", {}))
             schemas[model.__name__] = js
-        doc["components"]["securitySchemes"] = {"bearerAuth": {"type": "http",
-                                                               "scheme": "bearer"}}
+        doc["components"]["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
         app.openapi_schema = doc
         return doc
 

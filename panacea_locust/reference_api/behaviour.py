@@ -76,7 +76,9 @@ class Behaviour:
             lo, hi = o.latency_ms or ep.latency_ms
             scale = self.latency_scale / 1000.0 if self.latency_on else 0.0
             self._eff[ep.template] = (
-                lo * scale, hi * scale, (lo + (hi - lo) * 0.3) * scale,
+                lo * scale,
+                hi * scale,
+                (lo + (hi - lo) * 0.3) * scale,
                 self.error_rate if o.error_rate is None else o.error_rate,
                 self.slow_rate if o.slow_rate is None else o.slow_rate,
                 (self.slow_ms if o.slow_ms is None else o.slow_ms) / 1000.0,
@@ -129,7 +131,9 @@ class Behaviour:
                 "name": ep.name,
                 "latency_ms": list(o.latency_ms if o and o.latency_ms else ep.latency_ms),
                 "effective_latency_ms": [round(lo * 1000, 3), round(hi * 1000, 3)],
-                "error_rate": err, "slow_rate": slow, "slow_ms": slow_s * 1000,
+                "error_rate": err,
+                "slow_rate": slow,
+                "slow_ms": slow_s * 1000,
                 "override": o.model_dump(exclude_none=True) if o else None,
             }
         return {
@@ -148,9 +152,15 @@ def parse_fault_spec(spec: str) -> tuple[Endpoint, EndpointOverride]:
         raise ValueError(f"expected PATH=error:RATE,slow:RATE,..., got {spec!r}")
     key, _, rest = spec.partition("=")
     ep = resolve_endpoint(key)
-    names = {"error": "error_rate", "slow": "slow_rate", "slow_ms": "slow_ms",
-             "latency": "latency_ms", "error_rate": "error_rate", "slow_rate": "slow_rate",
-             "latency_ms": "latency_ms"}
+    names = {
+        "error": "error_rate",
+        "slow": "slow_rate",
+        "slow_ms": "slow_ms",
+        "latency": "latency_ms",
+        "error_rate": "error_rate",
+        "slow_rate": "slow_rate",
+        "latency_ms": "latency_ms",
+    }
     values: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         name, sep, raw = item.partition(":")

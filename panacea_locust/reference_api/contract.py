@@ -9,9 +9,24 @@ from dataclasses import dataclass
 
 LOG_LEVELS: tuple[str, ...] = ("fatal", "error", "warn", "info", "debug")
 COMPONENTS: tuple[str, ...] = (
-    "acropolis", "stargate", "cassandra", "curator", "cerebro", "zookeeper", "prism", "genesis",
-    "hades", "uhura", "ergon", "lazan", "arithmos", "pithos", "insights_server", "alert_manager",
-    "chronos", "mercury",
+    "acropolis",
+    "stargate",
+    "cassandra",
+    "curator",
+    "cerebro",
+    "zookeeper",
+    "prism",
+    "genesis",
+    "hades",
+    "uhura",
+    "ergon",
+    "lazan",
+    "arithmos",
+    "pithos",
+    "insights_server",
+    "alert_manager",
+    "chronos",
+    "mercury",
 )
 BUNDLE_STATUSES: tuple[str, ...] = ("queued", "processing", "completed")
 HISTOGRAM_INTERVALS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
@@ -46,8 +61,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("report_summary", "GET", "/api/v1/ai/report_summary", 1, (50.0, 200.0)),
     Endpoint("ask-ai", "POST", "/api/v1/ai/ask-ai", 1, (300.0, 1500.0)),
     Endpoint("reports", "POST", "/api/v1/reports", 2, (15.0, 60.0)),
-    Endpoint("by-sfdc-case", "GET", "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}", 1,
-             (5.0, 20.0)),
+    Endpoint(
+        "by-sfdc-case",
+        "GET",
+        "/api/v1/log-bundle-paths/by-sfdc-case/{sfdc_case_no}",
+        1,
+        (5.0, 20.0),
+    ),
 )
 BY_TEMPLATE: dict[str, Endpoint] = {e.template: e for e in ENDPOINTS}
 BY_NAME: dict[str, Endpoint] = {e.name: e for e in ENDPOINTS}

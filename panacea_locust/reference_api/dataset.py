@@ -25,10 +25,48 @@ DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 #: bundle b belongs to case DEFAULT_CASE_BASE + b (the load side's SFDC_CASE_BASE default)
 DEFAULT_CASE_BASE = 12_340_000
 _PATH_IP = re.compile(r"-PE-(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\.zip$")
-_FIRST = ("john", "jane", "alex", "maria", "wei", "priya", "omar", "sara", "li", "david", "anna",
-          "raj", "chen", "lucas", "emma", "yuki", "ivan", "fatima", "noah", "olga")
-_LAST = ("doe", "smith", "kumar", "garcia", "wang", "mueller", "rossi", "tanaka", "ivanova",
-         "nguyen", "patel", "kim", "silva", "brown", "novak", "haddad", "sato", "lopez")
+_FIRST = (
+    "john",
+    "jane",
+    "alex",
+    "maria",
+    "wei",
+    "priya",
+    "omar",
+    "sara",
+    "li",
+    "david",
+    "anna",
+    "raj",
+    "chen",
+    "lucas",
+    "emma",
+    "yuki",
+    "ivan",
+    "fatima",
+    "noah",
+    "olga",
+)
+_LAST = (
+    "doe",
+    "smith",
+    "kumar",
+    "garcia",
+    "wang",
+    "mueller",
+    "rossi",
+    "tanaka",
+    "ivanova",
+    "nguyen",
+    "patel",
+    "kim",
+    "silva",
+    "brown",
+    "novak",
+    "haddad",
+    "sato",
+    "lopez",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +109,13 @@ class Dataset:
     Anything not in the records is unknown to the server (404).
     """
 
-    def __init__(self, seed: int, bundles: Iterable[BundleRecord], combos: Iterable[ComboRecord],
-                 sfdc_cases: Iterable[SfdcCaseRecord]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        bundles: Iterable[BundleRecord],
+        combos: Iterable[ComboRecord],
+        sfdc_cases: Iterable[SfdcCaseRecord],
+    ) -> None:
         self.seed = seed
         self.bundles: list[BundleRecord] = sorted(bundles, key=lambda b: b.bundle_id)
         self.combos: list[ComboRecord] = sorted(combos, key=lambda c: c.combo_id)
@@ -92,26 +135,33 @@ class Dataset:
         self.created_ts: dict[int, int] = {b.bundle_id: _ts(b.created_at) for b in self.bundles}
         #: reports pre-serialised once; the reports endpoint only selects and joins them
         self.report_json: dict[int, bytes] = {
-            b.bundle_id: orjson.dumps({
-                "bundle_id": b.bundle_id, "sfdc_case_no": b.sfdc_case_no,
-                "remote_log_bundle_path": b.remote_log_bundle_path, "status": b.status,
-                "created_at": iso(self.created_ts[b.bundle_id]),
-            })
+            b.bundle_id: orjson.dumps(
+                {
+                    "bundle_id": b.bundle_id,
+                    "sfdc_case_no": b.sfdc_case_no,
+                    "remote_log_bundle_path": b.remote_log_bundle_path,
+                    "status": b.status,
+                    "created_at": iso(self.created_ts[b.bundle_id]),
+                }
+            )
             for b in self.bundles
         }
         self.by_created: list[BundleRecord] = sorted(
-            self.bundles, key=lambda b: (self.created_ts[b.bundle_id], b.bundle_id))
+            self.bundles, key=lambda b: (self.created_ts[b.bundle_id], b.bundle_id)
+        )
         self.paths_json: dict[str, bytes] = {
-            case: orjson.dumps({"sfdc_case_no": case,
-                                "paths": [b.remote_log_bundle_path for b in lst]})
+            case: orjson.dumps(
+                {"sfdc_case_no": case, "paths": [b.remote_log_bundle_path for b in lst]}
+            )
             for case, lst in by_case.items()
         }
         self._logs: dict[int, BundleLogs] = {}
         self._combo_events: dict[int, bytes] = {}
         self._by_status: dict[frozenset[str] | None, tuple[list[BundleRecord], list[int]]] = {}
 
-    def reports_by_created(self, statuses: frozenset[str] | None
-                           ) -> tuple[list[BundleRecord], list[int]]:
+    def reports_by_created(
+        self, statuses: frozenset[str] | None
+    ) -> tuple[list[BundleRecord], list[int]]:
         """Bundles with one of ``statuses`` (all if None) by (created_at, id), and their times."""
         found = self._by_status.get(statuses)
         if found is None:
@@ -121,9 +171,13 @@ class Dataset:
         return found
 
     @classmethod
-    def from_records(cls, seed: int, bundles: Iterable[BundleRecord],
-                     combos: Iterable[ComboRecord],
-                     sfdc_cases: Iterable[SfdcCaseRecord]) -> Dataset:
+    def from_records(
+        cls,
+        seed: int,
+        bundles: Iterable[BundleRecord],
+        combos: Iterable[ComboRecord],
+        sfdc_cases: Iterable[SfdcCaseRecord],
+    ) -> Dataset:
         """A data set that knows exactly these records (e.g. loaded from ClickHouse)."""
         return cls(seed, bundles, combos, sfdc_cases)
 
@@ -181,10 +235,18 @@ def _cluster(seed: int, cluster: int, start_ts: int, days: int) -> tuple[str, in
     return user, serial, f"{net}.{rng.randint(10, 200)}", start_ts + rng.randint(0, days * 86400)
 
 
-def build_dataset(seed: int = 42, bundle_min: int = 800, bundle_max: int = 1000,
-                  unknown_ratio: float = 0.05, combo_min: int = 1, combo_max: int = 200,
-                  combo_unknown_ratio: float | None = None, start: datetime = DEFAULT_START,
-                  days: int = 180, sfdc_case_base: int = DEFAULT_CASE_BASE) -> Dataset:
+def build_dataset(
+    seed: int = 42,
+    bundle_min: int = 800,
+    bundle_max: int = 1000,
+    unknown_ratio: float = 0.05,
+    combo_min: int = 1,
+    combo_max: int = 200,
+    combo_unknown_ratio: float | None = None,
+    start: datetime = DEFAULT_START,
+    days: int = 180,
+    sfdc_case_base: int = DEFAULT_CASE_BASE,
+) -> Dataset:
     """The synthetic data set for ``seed``.
 
     Each id's record is drawn from (seed, id) alone, so a bundle is the same whatever range is
@@ -225,8 +287,13 @@ def build_dataset(seed: int = 42, bundle_min: int = 800, bundle_max: int = 1000,
         day = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d")
         path = f"/users/{user}/NTNX-Log-{day}-{serial}-{created}-PE-{ip}.zip"
         r = rng.random()
-        status = BUNDLE_STATUSES[0] if r < 0.04 else BUNDLE_STATUSES[1] if r < 0.09 \
+        status = (
+            BUNDLE_STATUSES[0]
+            if r < 0.04
+            else BUNDLE_STATUSES[1]
+            if r < 0.09
             else BUNDLE_STATUSES[2]
+        )
         bundles.append(BundleRecord(bid, case, path, status, datetime.fromtimestamp(created, UTC)))
 
     known = [b.bundle_id for b in bundles]
@@ -237,9 +304,10 @@ def build_dataset(seed: int = 42, bundle_min: int = 800, bundle_max: int = 1000,
         if rng.random() < c_ratio or not known:
             continue
         centre = rng.randrange(len(known))
-        window = known[max(0, centre - 10):centre + 10]
+        window = known[max(0, centre - 10) : centre + 10]
         members = sorted(rng.sample(window, min(rng.randint(2, 6), len(window))))
         newest = max(created_of[b] for b in members)
-        combos.append(ComboRecord(cid, members,
-                                  datetime.fromtimestamp(newest + rng.randint(600, 86400), UTC)))
+        combos.append(
+            ComboRecord(cid, members, datetime.fromtimestamp(newest + rng.randint(600, 86400), UTC))
+        )
     return Dataset(seed, bundles, combos, cases)

@@ -153,8 +153,14 @@ class Engine:
 
     # -- entry point --------------------------------------------------------------------------
 
-    def handle(self, ep: Endpoint, headers: Sequence[tuple[bytes, bytes]], query: bytes,
-               path_param: str | None, body: bytes) -> tuple[int, bytes, float]:
+    def handle(
+        self,
+        ep: Endpoint,
+        headers: Sequence[tuple[bytes, bytes]],
+        query: bytes,
+        path_param: str | None,
+        body: bytes,
+    ) -> tuple[int, bytes, float]:
         """Answer one request to a contract endpoint: (status, body, delay in seconds)."""
         h = dict(headers)  # ASGI header names are lower-case; the last duplicate wins
         auth = h.get(b"authorization")
@@ -168,8 +174,11 @@ class Engine:
             if auth[:7].lower() != b"bearer " or not auth[7:].strip():
                 raise Violation("header Authorization: malformed bearer token", 401)
             if session is None:
-                raise Violation("header X-Session-Id: missing" if sid is None else
-                                "header X-Session-Id: must be 32 lowercase hex characters")
+                raise Violation(
+                    "header X-Session-Id: missing"
+                    if sid is None
+                    else "header X-Session-Id: must be 32 lowercase hex characters"
+                )
             if ep.method == "POST":
                 ctype = h.get(b"content-type")
                 if ctype is None or ctype.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
@@ -203,8 +212,9 @@ class Engine:
             return _not_found("bundle" if len(missing) == 1 else "bundles", missing)
         return [self.ds.logs(b) for b in ids]
 
-    def _selected(self, ids: Sequence[int], f: LogFilters | None,
-                  session: SessionStats) -> list[tuple[BundleLogs, int]] | Result:
+    def _selected(
+        self, ids: Sequence[int], f: LogFilters | None, session: SessionStats
+    ) -> list[tuple[BundleLogs, int]] | Result:
         session.add_bundles(ids)
         logs = self._known_logs(ids)
         if isinstance(logs, tuple):
@@ -222,8 +232,9 @@ class Engine:
             status = "queued"
         else:
             bid, status = rec.bundle_id, "queued" if req.is_retry else rec.status
-        return 200, orjson.dumps({"bundle_id": bid, "status": status,
-                                  "sfdc_case_no": req.sfdc_case_no})
+        return 200, orjson.dumps(
+            {"bundle_id": bid, "status": status, "sfdc_case_no": req.sfdc_case_no}
+        )
 
     def _info(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         bid = _one_id(_query(q, ("bundle_id",)), "bundle_id")
@@ -233,12 +244,18 @@ class Engine:
             return _not_found("bundle", [bid])
         bl = self.ds.logs(bid)
         if bl.info_json is None:
-            bl.info_json = orjson.dumps({
-                "bundle_id": bid, "sfdc_case_no": rec.sfdc_case_no,
-                "remote_log_bundle_path": rec.remote_log_bundle_path,
-                "cvm_ips": [ip for _, ip in sorted(bl.ip_keys)], "components": bl.components,
-                "start_time": iso(bl.ts[0]), "end_time": iso(bl.ts[-1]), "total_lines": bl.n,
-            })
+            bl.info_json = orjson.dumps(
+                {
+                    "bundle_id": bid,
+                    "sfdc_case_no": rec.sfdc_case_no,
+                    "remote_log_bundle_path": rec.remote_log_bundle_path,
+                    "cvm_ips": [ip for _, ip in sorted(bl.ip_keys)],
+                    "components": bl.components,
+                    "start_time": iso(bl.ts[0]),
+                    "end_time": iso(bl.ts[-1]),
+                    "total_lines": bl.n,
+                }
+            )
         return 200, bl.info_json
 
     def _severity_count(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
@@ -260,8 +277,10 @@ class Engine:
             return parts
         interval = HISTOGRAM_INTERVALS[req.interval]
         parts = sorted(((b, m) for b, m in parts if m), key=lambda p: p[0].ts[0])
-        disjoint = all(parts[k][0].ts[0] - parts[k][0].ts[0] % interval
-                       > parts[k - 1][0].ts[-1] for k in range(1, len(parts)))
+        disjoint = all(
+            parts[k][0].ts[0] - parts[k][0].ts[0] % interval > parts[k - 1][0].ts[-1]
+            for k in range(1, len(parts))
+        )
         chunks: list[bytes] = []
         if disjoint:  # buckets never shared: serialise bundle by bundle, reuse full ones
             chunks = [b.histogram_json(m, interval) for b, m in parts]
@@ -271,8 +290,7 @@ class Engine:
                 for t, c in b.histogram(m, interval):
                     counts[t] = counts.get(t, 0) + c
             chunks = [bucket_json(t, counts[t]) for t in sorted(counts)]
-        return 200, b'{"interval":"%s","buckets":[%s]}' % (req.interval.encode(),
-                                                            b",".join(chunks))
+        return 200, b'{"interval":"%s","buckets":[%s]}' % (req.interval.encode(), b",".join(chunks))
 
     def _heatmap(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         req = _validate(HeatmapRequest, body)
@@ -288,29 +306,37 @@ class Engine:
                     continue
                 cells = b.heatmap_cells(m, "cvm_ip")
                 for k, ip in enumerate(b.cvm_ips):
-                    row = cells[k * 5:k * 5 + 5]
+                    row = cells[k * 5 : k * 5 + 5]
                     if any(row):
                         old = by_ip.get(ip)
                         by_ip[ip] = row if old is None else list(map(add, old, row))
             rows = sorted(by_ip, key=ip_key)
-            return 200, orjson.dumps({"rows": rows, "columns": levels,
-                                      "values": [by_ip[ip] for ip in rows]})
+            return 200, orjson.dumps(
+                {"rows": rows, "columns": levels, "values": [by_ip[ip] for ip in rows]}
+            )
         total: list[int] | None = None
         for b, m in parts:
             if m:
                 cells = b.heatmap_cells(m, "component")
                 total = cells if total is None else list(map(add, total, cells))
-        grid = [total[c * 5:c * 5 + 5] for c in range(len(COMPONENTS))] if total else []
+        grid = [total[c * 5 : c * 5 + 5] for c in range(len(COMPONENTS))] if total else []
         present = sorted((name, c) for c, name in enumerate(COMPONENTS) if grid and any(grid[c]))
         if req.group_by == "component":
-            return 200, orjson.dumps({"rows": [name for name, _ in present], "columns": levels,
-                                      "values": [grid[c] for _, c in present]})
+            return 200, orjson.dumps(
+                {
+                    "rows": [name for name, _ in present],
+                    "columns": levels,
+                    "values": [grid[c] for _, c in present],
+                }
+            )
         rows_idx = [li for li in range(5) if any(grid[c][li] for _, c in present)]
-        return 200, orjson.dumps({
-            "rows": [LOG_LEVELS[li] for li in rows_idx],
-            "columns": [name for name, _ in present],
-            "values": [[grid[c][li] for _, c in present] for li in rows_idx],
-        })
+        return 200, orjson.dumps(
+            {
+                "rows": [LOG_LEVELS[li] for li in rows_idx],
+                "columns": [name for name, _ in present],
+                "values": [[grid[c][li] for _, c in present] for li in rows_idx],
+            }
+        )
 
     def _search(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         req = _validate(SearchRequest, body)
@@ -321,10 +347,14 @@ class Engine:
         total = sum(m.bit_count() for _, m in parts)
         offset = (req.page_no - 1) * req.page_size
         page = search_page(parts, total, offset, req.page_size)
-        return 200, orjson.dumps({
-            "total": total, "page_no": req.page_no, "page_size": req.page_size,
-            "results": orjson.Fragment(b"[" + b",".join(page) + b"]"),
-        })
+        return 200, orjson.dumps(
+            {
+                "total": total,
+                "page_no": req.page_no,
+                "page_size": req.page_size,
+                "results": orjson.Fragment(b"[" + b",".join(page) + b"]"),
+            }
+        )
 
     def _filter_options(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         vals = _query(q, ("bundle_ids",)).get("bundle_ids")
@@ -346,17 +376,20 @@ class Engine:
             comps.update(b.comp_mask)
             levels |= b.levels_present
             ips.update(b.ip_keys)
-        return 200, orjson.dumps({
-            "components": sorted(comps),
-            "log_levels": [lvl for lvl in LOG_LEVELS if lvl in levels],
-            "cvm_ips": [ip for _, ip in sorted(ips)],
-        })
+        return 200, orjson.dumps(
+            {
+                "components": sorted(comps),
+                "log_levels": [lvl for lvl in LOG_LEVELS if lvl in levels],
+                "cvm_ips": [ip for _, ip in sorted(ips)],
+            }
+        )
 
     def _events(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         query = _query(q, ("bundle_id", "combo_id"))
         if ("bundle_id" in query) == ("combo_id" in query):
-            raise Violation("query.bundle_id|combo_id: exactly one of bundle_id and combo_id "
-                            "is required")
+            raise Violation(
+                "query.bundle_id|combo_id: exactly one of bundle_id and combo_id is required"
+            )
         if "bundle_id" in query:
             bid = _one_id(query, "bundle_id")
             s.bundle_ids.add(bid)
@@ -429,13 +462,15 @@ class Engine:
         scope = f" in {', '.join(comps)}" if comps else ""
         answer = (
             f"{opener} {m.bit_count()} {'/'.join(levels)} lines{scope} of bundle {bid}, the most "
-            f"frequent pattern is \"{template_text(top)}\" ({len(lines)} times, first at "
+            f'frequent pattern is "{template_text(top)}" ({len(lines)} times, first at '
             f"{iso(b.ts[first])} on {b.cvm_ips[b.ip[first]]}). "
             f"{rng.choice(_ADVICE)}"
         )
         picks = sorted(rng.sample(lines, min(3, len(lines))))
-        sources = [f"{b.cvm_ips[b.ip[i]]} {COMPONENTS[b.comp[i]]} {iso(b.ts[i])}: {b.msg[i]}"
-                   for i in picks]
+        sources = [
+            f"{b.cvm_ips[b.ip[i]]} {COMPONENTS[b.comp[i]]} {iso(b.ts[i])}: {b.msg[i]}"
+            for i in picks
+        ]
         return 200, orjson.dumps({"bundle_id": bid, "answer": answer, "sources": sources})
 
     def _reports(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
@@ -456,12 +491,16 @@ class Engine:
                 found = list(ds.bundles_by_case.get(f.sfdc_case_no or "", ()))
             case = f.sfdc_case_no
             cands = sorted(
-                (r for r in found
-                 if (case is None or r.sfdc_case_no == case)
-                 and (statuses is None or r.status in statuses)
-                 and (lo is None or created[r.bundle_id] >= lo)
-                 and (hi is None or created[r.bundle_id] <= hi)),
-                key=lambda r: (created[r.bundle_id], r.bundle_id))
+                (
+                    r
+                    for r in found
+                    if (case is None or r.sfdc_case_no == case)
+                    and (statuses is None or r.status in statuses)
+                    and (lo is None or created[r.bundle_id] >= lo)
+                    and (hi is None or created[r.bundle_id] <= hi)
+                ),
+                key=lambda r: (created[r.bundle_id], r.bundle_id),
+            )
         else:  # the whole table: pre-sorted per status set, time range by bisection
             cands, times = ds.reports_by_created(statuses)
             if lo is not None or hi is not None:
@@ -474,10 +513,14 @@ class Engine:
         else:
             ordered = cands[::-1] if desc else cands
         offset = (req.page_no - 1) * req.page_size
-        page = ordered[offset:offset + req.page_size]
+        page = ordered[offset : offset + req.page_size]
         reports = b"[" + b",".join([ds.report_json[r.bundle_id] for r in page]) + b"]"
         return 200, b'{"total":%d,"page_no":%d,"page_size":%d,"reports":%s}' % (
-            len(ordered), req.page_no, req.page_size, reports)
+            len(ordered),
+            req.page_no,
+            req.page_size,
+            reports,
+        )
 
     def _by_sfdc_case(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         case = p or ""

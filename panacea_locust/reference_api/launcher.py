@@ -30,12 +30,17 @@ _URL_RE = re.compile(r"listening on (http://\S+?):(\d+)\b")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def contract_headers(user_id: str = "user_1", session_id: str | None = None,
-                     token: str | None = None) -> dict[str, str]:
+def contract_headers(
+    user_id: str = "user_1", session_id: str | None = None, token: str | None = None
+) -> dict[str, str]:
     """The headers the contract requires on every request, for ``user_id``."""
     sid = session_id or hashlib.md5(user_id.encode()).hexdigest()  # noqa: S324 (an id, not a hash)
-    return {"X-Session-Id": sid, "Authorization": f"Bearer {token or f'mock-token-{user_id}'}",
-            "Content-Type": "application/json", "User-Agent": f"PanaceaLocust/1.0 User-{user_id}"}
+    return {
+        "X-Session-Id": sid,
+        "Authorization": f"Bearer {token or f'mock-token-{user_id}'}",
+        "Content-Type": "application/json",
+        "User-Agent": f"PanaceaLocust/1.0 User-{user_id}",
+    }
 
 
 class ReferenceAPIError(RuntimeError):
@@ -49,8 +54,14 @@ class ReferenceAPIProcess:
     test runs never collide. ``args`` are extra command-line options (``--latency off``, ...).
     """
 
-    def __init__(self, args: Sequence[str] = (), *, port: int = 0, startup_timeout: float = 20.0,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        port: int = 0,
+        startup_timeout: float = 20.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.args = list(args)
         self.port = port
         self.startup_timeout = startup_timeout
@@ -67,16 +78,30 @@ class ReferenceAPIProcess:
         """Start the server and wait until it answers; returns its base URL."""
         if self.proc is not None:
             return self.url
-        cmd = [sys.executable, "-m", "panacea_locust.reference_api", "--host", "127.0.0.1",
-               "--port", str(self.port), "--exit-with-parent", *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "panacea_locust.reference_api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--exit-with-parent",
+            *self.args,
+        ]
         env = dict(os.environ)
         env.update(self.env or {})
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         atexit.register(self.stop)
-        self._reader = threading.Thread(target=self._read, name="reference-api-output",
-                                         daemon=True)
+        self._reader = threading.Thread(target=self._read, name="reference-api-output", daemon=True)
         self._reader.start()
         deadline = time.monotonic() + self.startup_timeout
         try:
@@ -142,16 +167,21 @@ class ReferenceAPIProcess:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- introspection ------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with _OPENER.open(req, timeout=timeout) as resp:
                 return json.loads(resp.read() or b"null")
@@ -159,14 +189,20 @@ class ReferenceAPIProcess:
             detail = exc.read().decode("utf-8", "replace")
             raise ReferenceAPIError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
 
-    def request(self, method: str, path: str, body: Any = None,
-                headers: Mapping[str, str] | None = None,
-                timeout: float = 10.0) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, Any]:
         """Send one request (``body`` as JSON, or raw ``bytes``); returns (status, parsed JSON
         body or None). Contract headers are not added: pass ``contract_headers()``."""
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers=dict(headers or {}))
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers=dict(headers or {})
+        )
         try:
             with _OPENER.open(req, timeout=timeout) as resp:
                 status, raw = resp.status, resp.read()

@@ -27,9 +27,24 @@ from .contract import MAX_BUNDLE_IDS, MAX_PAGE_SIZE, MAX_QUESTION_CHARS
 
 LogLevel = Literal["fatal", "error", "warn", "info", "debug"]
 Component = Literal[
-    "acropolis", "stargate", "cassandra", "curator", "cerebro", "zookeeper", "prism", "genesis",
-    "hades", "uhura", "ergon", "lazan", "arithmos", "pithos", "insights_server", "alert_manager",
-    "chronos", "mercury",
+    "acropolis",
+    "stargate",
+    "cassandra",
+    "curator",
+    "cerebro",
+    "zookeeper",
+    "prism",
+    "genesis",
+    "hades",
+    "uhura",
+    "ergon",
+    "lazan",
+    "arithmos",
+    "pithos",
+    "insights_server",
+    "alert_manager",
+    "chronos",
+    "mercury",
 ]
 BundleStatus = Literal["queued", "processing", "completed"]
 Interval = Literal["1m", "5m", "15m", "1h"]
@@ -86,8 +101,10 @@ def bundle_path_problem(value: str) -> str | None:
     """Why ``value`` is not a remote log bundle path in the contract's format (None if it is)."""
     m = _PATH_RE.fullmatch(value)
     if m is None:
-        return ("must look like /users/<first>.<last>/NTNX-Log-<YYYY-MM-DD>-<5 digits>-"
-                "<unix seconds>-PE-<cvm ip>.zip")
+        return (
+            "must look like /users/<first>.<last>/NTNX-Log-<YYYY-MM-DD>-<5 digits>-"
+            "<unix seconds>-PE-<cvm ip>.zip"
+        )
     try:
         datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:

@@ -56,4 +56,5 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _CoalescingTransport(  # type: ignore[assignment]
-            transport, asyncio.get_running_loop())
+            transport, asyncio.get_running_loop()
+        )

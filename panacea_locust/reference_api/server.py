@@ -61,8 +61,9 @@ def _non_negative(raw: str) -> float:
 
 def _port(raw: str) -> int:
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0..65535 (0: any free port), "
-                                         f"got {raw!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a port number 0..65535 (0: any free port), got {raw!r}"
+        )
     return int(raw)
 
 
@@ -79,44 +80,106 @@ def _positive_int(raw: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Serve the reference Panacea API (the contract in "
-                "PANACEA_API.md) with a deterministic synthetic data set.")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; loopback unless told otherwise)")
-    p.add_argument("--port", type=_port, default=8000,
-                   help="port to bind (default 8000; 0 picks a free port, logged at start)")
+    p = _Parser(
+        prog=PROG,
+        description="Serve the reference Panacea API (the contract in "
+        "PANACEA_API.md) with a deterministic synthetic data set.",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; loopback unless told otherwise)",
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="port to bind (default 8000; 0 picks a free port, logged at start)",
+    )
     p.add_argument("--seed", type=int, default=42, help="data set and fault seed (default 42)")
-    p.add_argument("--latency", choices=("on", "off"), default="on",
-                   help="per-endpoint latency model on or off (default on)")
-    p.add_argument("--latency-scale", type=_non_negative, default=1.0,
-                   metavar="FLOAT", help="multiply every endpoint's latency (default 1.0)")
-    p.add_argument("--error-rate", type=_rate, default=0.0, metavar="F",
-                   help="share of requests answered 500 (default 0)")
-    p.add_argument("--slow-rate", type=_rate, default=0.0, metavar="F",
-                   help="share of requests delayed by --slow-ms more (default 0)")
-    p.add_argument("--slow-ms", type=_non_negative, default=2000.0, metavar="MS",
-                   help="extra delay of a slow response (default 2000)")
-    p.add_argument("--fault", action="append", default=[], metavar="PATH=SPEC",
-                   help="per-endpoint override, repeatable: PATH=error:0.1,slow:0.2,slow_ms:500,"
-                        "latency:10-50 (PATH: contract path or short name, e.g. search)")
-    p.add_argument("--faults", metavar="FILE",
-                   help="JSON or TOML file with the keys of POST /__config (see docs)")
+    p.add_argument(
+        "--latency",
+        choices=("on", "off"),
+        default="on",
+        help="per-endpoint latency model on or off (default on)",
+    )
+    p.add_argument(
+        "--latency-scale",
+        type=_non_negative,
+        default=1.0,
+        metavar="FLOAT",
+        help="multiply every endpoint's latency (default 1.0)",
+    )
+    p.add_argument(
+        "--error-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of requests answered 500 (default 0)",
+    )
+    p.add_argument(
+        "--slow-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of requests delayed by --slow-ms more (default 0)",
+    )
+    p.add_argument(
+        "--slow-ms",
+        type=_non_negative,
+        default=2000.0,
+        metavar="MS",
+        help="extra delay of a slow response (default 2000)",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="PATH=SPEC",
+        help="per-endpoint override, repeatable: PATH=error:0.1,slow:0.2,slow_ms:500,"
+        "latency:10-50 (PATH: contract path or short name, e.g. search)",
+    )
+    p.add_argument(
+        "--faults",
+        metavar="FILE",
+        help="JSON or TOML file with the keys of POST /__config (see docs)",
+    )
     p.add_argument("--bundle-min", type=_positive_int, default=800)
     p.add_argument("--bundle-max", type=_positive_int, default=1000)
-    p.add_argument("--unknown-ratio", type=_rate, default=0.05, metavar="F",
-                   help="share of bundle and combo ids in range that are unknown (404)")
+    p.add_argument(
+        "--unknown-ratio",
+        type=_rate,
+        default=0.05,
+        metavar="F",
+        help="share of bundle and combo ids in range that are unknown (404)",
+    )
     p.add_argument("--combo-min", type=_positive_int, default=1)
     p.add_argument("--combo-max", type=_positive_int, default=200)
-    p.add_argument("--sfdc-case-base", type=_non_negative_int, default=DEFAULT_CASE_BASE,
-                   metavar="N", help="bundle b belongs to SFDC case N + b (default %(default)s, "
-                                     "as the load side's SFDC_CASE_BASE)")
-    p.add_argument("--prewarm", action="store_true",
-                   help="generate every bundle's log lines before serving (about 6 ms each)")
-    p.add_argument("--fast-path", choices=("on", "off"), default="on",
-                   help="serve contract endpoints through the lean ASGI path (default on) or "
-                        "through FastAPI routing (off; same answers, slower)")
-    p.add_argument("--exit-with-parent", action="store_true",
-                   help="stop when the process that started this one dies (used by the launcher)")
+    p.add_argument(
+        "--sfdc-case-base",
+        type=_non_negative_int,
+        default=DEFAULT_CASE_BASE,
+        metavar="N",
+        help="bundle b belongs to SFDC case N + b (default %(default)s, "
+        "as the load side's SFDC_CASE_BASE)",
+    )
+    p.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="generate every bundle's log lines before serving (about 6 ms each)",
+    )
+    p.add_argument(
+        "--fast-path",
+        choices=("on", "off"),
+        default="on",
+        help="serve contract endpoints through the lean ASGI path (default on) or "
+        "through FastAPI routing (off; same answers, slower)",
+    )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one dies (used by the launcher)",
+    )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     if clickhouse_source is not None:
         clickhouse_source.add_arguments(p)
@@ -130,9 +193,15 @@ def load_dataset(opts: argparse.Namespace) -> Dataset:
         loaded = clickhouse_source.dataset_from_args(opts, opts.seed)
         if loaded is not None:
             return loaded
-    return build_dataset(seed=opts.seed, bundle_min=opts.bundle_min, bundle_max=opts.bundle_max,
-                         unknown_ratio=opts.unknown_ratio, combo_min=opts.combo_min,
-                         combo_max=opts.combo_max, sfdc_case_base=opts.sfdc_case_base)
+    return build_dataset(
+        seed=opts.seed,
+        bundle_min=opts.bundle_min,
+        bundle_max=opts.bundle_max,
+        unknown_ratio=opts.unknown_ratio,
+        combo_min=opts.combo_min,
+        combo_max=opts.combo_max,
+        sfdc_case_base=opts.sfdc_case_base,
+    )
 
 
 class OptionError(ValueError):
@@ -145,15 +214,21 @@ class OptionError(ValueError):
 
 def build_behaviour(opts: argparse.Namespace) -> Behaviour:
     """Latency and faults from the options; ``--fault`` wins over ``--faults`` file entries."""
-    b = Behaviour(latency_on=opts.latency == "on", latency_scale=opts.latency_scale,
-                  error_rate=opts.error_rate, slow_rate=opts.slow_rate, slow_ms=opts.slow_ms,
-                  seed=opts.seed)
+    b = Behaviour(
+        latency_on=opts.latency == "on",
+        latency_scale=opts.latency_scale,
+        error_rate=opts.error_rate,
+        slow_rate=opts.slow_rate,
+        slow_ms=opts.slow_ms,
+        seed=opts.seed,
+    )
     if opts.faults:
         try:
             b.apply(load_faults_file(opts.faults))
         except OSError as exc:
-            raise OptionError("--faults", f"cannot read {opts.faults}: "
-                                          f"{exc.strerror or exc}") from None
+            raise OptionError(
+                "--faults", f"cannot read {opts.faults}: {exc.strerror or exc}"
+            ) from None
         except ValueError as exc:
             raise OptionError("--faults", f"{opts.faults}: {exc}") from None
     overrides: dict[str, EndpointOverride | None] = {}
@@ -195,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     opts = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if opts.bundle_max < opts.bundle_min:
-        parser.error(f"--bundle-max ({opts.bundle_max}) must be >= --bundle-min "
-                     f"({opts.bundle_min})")
+        parser.error(
+            f"--bundle-max ({opts.bundle_max}) must be >= --bundle-min ({opts.bundle_min})"
+        )
     if opts.combo_max < opts.combo_min:
         parser.error(f"--combo-max ({opts.combo_max}) must be >= --combo-min ({opts.combo_min})")
     if opts.unknown_ratio >= 1:
@@ -209,8 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument {exc.option}: {exc}")
 
     level = getattr(logging, opts.log_level.upper())
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         import uvicorn
     except ImportError:  # pragma: no cover - a dependency of the package
@@ -231,8 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sock = _bind(opts.host, opts.port)
     except OSError as exc:
-        print(f"{PROG}: error: cannot bind {opts.host}:{opts.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: cannot bind {opts.host}:{opts.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -249,17 +328,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             http = CoalescingHttpToolsProtocol
         except ImportError:  # pragma: no cover
             log.warning("uvicorn's HttpToolsProtocol not found; using the stock protocol")
-    config = uvicorn.Config(app, loop=loop, http=http, ws="none", lifespan="off",
-                            access_log=False,
-                            log_config=None, log_level=level, server_header=False,
-                            proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        loop=loop,
+        http=http,
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        log_level=level,
+        server_header=False,
+        proxy_headers=False,
+    )
     for name in ("uvicorn", "uvicorn.error"):  # our start line replaces uvicorn's chatter
         logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
     # the one start line (launchers parse it), whatever the log level
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} panacea_locust.reference_api: reference Panacea "
-          f"API listening on http://{shown}:{port} (seed {dataset.seed}, {len(dataset.bundles)} "
-          f"bundles, {len(dataset.combos)} combos, latency {opts.latency}, {http_name}/{loop})",
-          file=sys.stderr, flush=True)
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} panacea_locust.reference_api: reference Panacea "
+        f"API listening on http://{shown}:{port} (seed {dataset.seed}, {len(dataset.bundles)} "
+        f"bundles, {len(dataset.combos)} combos, latency {opts.latency}, {http_name}/{loop})",
+        file=sys.stderr,
+        flush=True,
+    )
     gc.collect()
     gc.freeze()  # the data set is long-lived: keep it out of every later collection
     uvicorn.Server(config).run(sockets=[sock])

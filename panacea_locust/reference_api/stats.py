@@ -99,14 +99,17 @@ class Stats:
             "total": sum(by_status.values()),
             "by_status": {str(k): v for k, v in sorted(by_status.items())},
             "endpoints": {
-                t: {"count": sum(c.values()),
-                    "by_status": {str(k): v for k, v in sorted(c.items())}}
+                t: {
+                    "count": sum(c.values()),
+                    "by_status": {str(k): v for k, v in sorted(c.items())},
+                }
                 for t, c in sorted(endpoints.items())
             },
             "sessions": sessions,
             "distinct_sessions": len(sessions),
-            "sessions_with_several_users": sum(1 for s in self.sessions.values()
-                                               if len(s.user_ids) > 1),
+            "sessions_with_several_users": sum(
+                1 for s in self.sessions.values() if len(s.user_ids) > 1
+            ),
             "violations": dict(sorted(self.violations.items())),
             "violations_total": sum(self.violations.values()),
             "injected": {"error": self.injected_errors, "slow": self.injected_slow},

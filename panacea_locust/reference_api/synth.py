@@ -31,8 +31,12 @@ _LEVEL_INDEX = {lvl: i for i, lvl in enumerate(LOG_LEVELS)}
 # (component or None for any, level, template, curated)
 _TEMPLATES: tuple[tuple[str | None, str, str, bool], ...] = (
     ("cassandra", "fatal", "Cassandra process crashed: heap exhausted after {sec} s of GC", True),
-    ("cassandra", "error", "Cassandra heartbeat from {peer} missed for {sec} s, node degraded",
-     True),
+    (
+        "cassandra",
+        "error",
+        "Cassandra heartbeat from {peer} missed for {sec} s, node degraded",
+        True,
+    ),
     ("cassandra", "warn", "Cassandra compaction of keyspace medusa running for {sec} s", False),
     ("cassandra", "warn", "Cassandra node {peer} degraded: read latency {ms} ms", True),
     ("cassandra", "info", "Cassandra ring status: {n} tokens owned by {ip}", False),
@@ -42,8 +46,12 @@ _TEMPLATES: tuple[tuple[str | None, str, str, bool], ...] = (
     ("stargate", "warn", "Stargate oplog of vdisk {vdisk} is {pct}% full", False),
     ("stargate", "info", "Stargate served {n} IOPS on vdisk {vdisk}", False),
     ("stargate", "debug", "Stargate extent group {op} replicated to {peer}", False),
-    ("stargate", "error", "Stargate checksum mismatch on extent group {op}, replica on {peer}",
-     True),
+    (
+        "stargate",
+        "error",
+        "Stargate checksum mismatch on extent group {op}, replica on {peer}",
+        True,
+    ),
     ("stargate", "fatal", "Stargate disk full: no space left on disk {disk}", True),
     ("curator", "error", "Curator scan {op} aborted: {code}", True),
     ("curator", "warn", "Curator full scan took {sec} s, above threshold", False),
@@ -59,8 +67,12 @@ _TEMPLATES: tuple[tuple[str | None, str, str, bool], ...] = (
     ("prism", "info", "Prism user login from {peer}", False),
     ("genesis", "error", "Genesis failed to start service {svc}, retry {n}", True),
     ("genesis", "info", "Genesis started service {svc} on {ip}", False),
-    ("cerebro", "error", "Cerebro replication of snapshot {uuid} to remote site failed: {code}",
-     True),
+    (
+        "cerebro",
+        "error",
+        "Cerebro replication of snapshot {uuid} to remote site failed: {code}",
+        True,
+    ),
     ("cerebro", "info", "Cerebro created snapshot {uuid} for protection domain pd-{n}", False),
     ("hades", "error", "Hades marked disk {disk} offline after SMART failure", True),
     ("hades", "warn", "Hades disk {disk} reports {n} reallocated sectors", False),
@@ -107,8 +119,16 @@ for _ci, _comp in enumerate(COMPONENTS):
 
 _CURATED: tuple[bool, ...] = tuple(t[3] for t in _TEMPLATES)
 _CODES = ("kTimeout", "kRetry", "kNotFound", "kTransportError", "kDiskSpaceUnavailable")
-_COMPONENT_WEIGHTS = {"stargate": 8, "cassandra": 7, "curator": 5, "acropolis": 5,
-                      "zookeeper": 4, "genesis": 4, "prism": 3, "cerebro": 3}
+_COMPONENT_WEIGHTS = {
+    "stargate": 8,
+    "cassandra": 7,
+    "curator": 5,
+    "acropolis": 5,
+    "zookeeper": 4,
+    "genesis": 4,
+    "prism": 3,
+    "cerebro": 3,
+}
 _CORE = ("stargate", "cassandra", "curator", "acropolis", "zookeeper", "genesis", "prism")
 _LEVEL_WEIGHTS_NORMAL = (0.5, 5.0, 12.0, 50.0, 32.5)
 _LEVEL_WEIGHTS_BURST = (5.0, 40.0, 35.0, 15.0, 5.0)
@@ -117,8 +137,12 @@ _EVENT_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("service_restart", "warning", "genesis", "Service {svc} restarted on CVM {ip}"),
     ("node_reboot", "critical", "genesis", "CVM {ip} rebooted unexpectedly"),
     ("disk_offline", "critical", "hades", "Disk {disk} on CVM {ip} marked offline"),
-    ("alert_raised", "warning", "alert_manager",
-     "Alert A{n} raised: {svc} latency above threshold"),
+    (
+        "alert_raised",
+        "warning",
+        "alert_manager",
+        "Alert A{n} raised: {svc} latency above threshold",
+    ),
     ("alert_resolved", "info", "alert_manager", "Alert A{n} resolved"),
     ("upgrade_started", "info", "genesis", "AOS upgrade to 6.{n} started"),
     ("upgrade_completed", "info", "genesis", "AOS upgrade completed on CVM {ip}"),
@@ -217,10 +241,34 @@ class BundleLogs:
     """All log lines and events of one bundle, with the bit-mask indexes used to query them."""
 
     __slots__ = (
-        "bundle_id", "cvm_ips", "components", "n", "ts", "comp", "lvl", "ip", "tmpl", "msg",
-        "full", "comp_mask", "lvl_mask", "ip_mask", "curated", "events", "_lower", "_search",
-        "_lines_json", "_hist", "_ranges", "_heat", "_pairs", "info_json", "events_json",
-        "created_ts", "levels_present", "ip_keys",
+        "bundle_id",
+        "cvm_ips",
+        "components",
+        "n",
+        "ts",
+        "comp",
+        "lvl",
+        "ip",
+        "tmpl",
+        "msg",
+        "full",
+        "comp_mask",
+        "lvl_mask",
+        "ip_mask",
+        "curated",
+        "events",
+        "_lower",
+        "_search",
+        "_lines_json",
+        "_hist",
+        "_ranges",
+        "_heat",
+        "_pairs",
+        "info_json",
+        "events_json",
+        "created_ts",
+        "levels_present",
+        "ip_keys",
     )
 
     def __init__(self, seed: int, bundle_id: int, created_ts: int, path_ip: str | None) -> None:
@@ -272,8 +320,9 @@ class BundleLogs:
         self.lvl_mask = {lvl: lvl_masks.get(li, 0) for li, lvl in enumerate(LOG_LEVELS)}
         ip_masks = _masks(self.ip)
         self.ip_mask = {ip: ip_masks.get(k, 0) for k, ip in enumerate(self.cvm_ips)}
-        self.curated = _bits_to_int([_CURATED[t] or lv == 0
-                                     for t, lv in zip(self.tmpl, self.lvl, strict=True)])
+        self.curated = _bits_to_int(
+            [_CURATED[t] or lv == 0 for t, lv in zip(self.tmpl, self.lvl, strict=True)]
+        )
         self.events = _events(rng, start, end, self.cvm_ips, serial, comps)
         self.levels_present = frozenset(lvl for lvl, m in self.lvl_mask.items() if m)
         self.ip_keys = [(ip_key(ip), ip) for ip in self.cvm_ips]
@@ -374,10 +423,19 @@ class BundleLogs:
         if out is None:
             bid, ips, dumps = self.bundle_id, self.cvm_ips, orjson.dumps
             out = [
-                dumps({"bundle_id": bid, "timestamp": iso(t), "component": COMPONENTS[c],
-                       "log_level": LOG_LEVELS[lv], "cvm_ip": ips[ip], "message": msg})
-                for t, c, lv, ip, msg in zip(self.ts, self.comp, self.lvl, self.ip, self.msg,
-                                             strict=True)
+                dumps(
+                    {
+                        "bundle_id": bid,
+                        "timestamp": iso(t),
+                        "component": COMPONENTS[c],
+                        "log_level": LOG_LEVELS[lv],
+                        "cvm_ip": ips[ip],
+                        "message": msg,
+                    }
+                )
+                for t, c, lv, ip, msg in zip(
+                    self.ts, self.comp, self.lvl, self.ip, self.msg, strict=True
+                )
             ]
             self._lines_json = out
         return out
@@ -386,7 +444,7 @@ class BundleLogs:
         """Serialised lines of ``m`` from its ``skip``-th match on, at most ``limit``."""
         lines = self.lines_json()
         if m == self.full:
-            return lines[skip:skip + limit]
+            return lines[skip : skip + limit]
         bits = bin(m)[:1:-1]
         find = bits.find
         if skip > 32:  # bisect the position of the skip-th match, counting in C
@@ -518,8 +576,9 @@ def bucket_json(t: int, count: int) -> bytes:
     return head + b"%d}" % count
 
 
-def search_page(parts: list[tuple[BundleLogs, int]], total: int, offset: int,
-                limit: int) -> list[bytes]:
+def search_page(
+    parts: list[tuple[BundleLogs, int]], total: int, offset: int, limit: int
+) -> list[bytes]:
     """The page ``[offset, offset+limit)`` of the matching lines of several bundles, ordered by
     (timestamp, bundle order, line).
 
@@ -584,18 +643,20 @@ def _cvm_ips(rng: Random, path_ip: str | None) -> list[str]:
     return [f"{a}.{b}.{c}.{h}" for h in hosts if 0 <= h <= 255]
 
 
-def _events(rng: Random, start: int, end: int, ips: Sequence[str], serial: str,
-            comps: Sequence[str]) -> list[dict[str, Any]]:
+def _events(
+    rng: Random, start: int, end: int, ips: Sequence[str], serial: str, comps: Sequence[str]
+) -> list[dict[str, Any]]:
     var = _Vars(rng, ips, serial, comps)
     out = []
     for _ in range(rng.randint(3, 25)):
         kind, severity, component, template = rng.choice(_EVENT_KINDS)
         fields = tuple(f for _, f, _, _ in string.Formatter().parse(template) if f)
-        out.append((rng.randint(start, end), kind, severity, component,
-                    var.fill(template, fields)))
+        out.append((rng.randint(start, end), kind, severity, component, var.fill(template, fields)))
     out.sort()
-    return [{"timestamp": iso(t), "type": k, "severity": s, "component": c, "description": d}
-            for t, k, s, c, d in out]
+    return [
+        {"timestamp": iso(t), "type": k, "severity": s, "component": c, "description": d}
+        for t, k, s, c, d in out
+    ]
 
 
 def question_rng(seed: int, bundle_id: int, question: str) -> Random:
