@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panacea_locust.config import environment_without_settings
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 LOCUSTFILES = BENCH_DIR / "locustfiles"
@@ -59,28 +61,6 @@ STATIC_BODY: dict[str, Any] = {
     "paths": [],
 }
 
-#: Our settings variables: a developer's shell must not change a benchmark's set-up.
-_OUR_VARS = (
-    "PANACEA_",
-    "LOCUST_",
-    "BUNDLE_",
-    "COMBO_",
-    "USER_",
-    "HEAVY_",
-    "LIGHT_",
-    "STANDARD_",
-    "ANALYTICS_",
-    "CLICKHOUSE_",
-    "USE_DATABASE",
-    "DB_",
-    "LOAD_SHAPE",
-    "SPIKE_",
-    "SLO_FILE",
-    "RESULTS_DIR",
-    "LOADTEST_SEED",
-    "ACCEPTABLE_",
-)
-
 #: Every wait time 0: a user sends its next request as soon as the last one is answered.
 NO_WAIT = {
     f"{kind}_WAIT_{end}": "0" for kind in ("HEAVY", "LIGHT", "STANDARD") for end in ("MIN", "MAX")
@@ -89,7 +69,7 @@ NO_WAIT = {
 
 def clean_env(**overrides: str) -> dict[str, str]:
     """This process's environment without our settings, plus ``overrides``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OUR_VARS)}
+    env = environment_without_settings(os.environ)
     env.update(overrides)
     env["PYTHONUNBUFFERED"] = "1"
     return env

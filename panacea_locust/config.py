@@ -383,6 +383,24 @@ def _validation_message(err: ValidationError) -> str:
     return f"invalid setting {field.upper()}={_show(field, first.get('input'))}: {msg}"
 
 
+#: Variables read outside ``Settings``: the load shapes (``shapes.py``) and the test switch.
+OTHER_VARIABLE_PREFIXES: tuple[str, ...] = ("LOAD_SHAPE", "SPIKE_", "PANACEA_")
+
+
+def environment_without_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less every variable panacea-locust reads.
+
+    Tests and benchmarks start their processes from this, so that a developer's shell set-up
+    (``BUNDLE_ID_MIN``, ``LOGS_SEARCH_WEIGHT``, ``LOAD_SHAPE`` ...) cannot change them.
+    """
+    names = {name.upper() for name in Settings.model_fields}
+    return {
+        k: v
+        for k, v in environ.items()
+        if k.upper() not in names and not k.upper().startswith(OTHER_VARIABLE_PREFIXES)
+    }
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once (the environment does not change mid-run)."""

@@ -12,45 +12,25 @@ from pathlib import Path
 
 import pytest
 
+from panacea_locust.config import environment_without_settings
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 pytest_plugins = ["clickhouse_fixture"]
 
-#: variables of ours that a developer's shell might have set; tests start from defaults
-_OUR_VARS = (
-    "PANACEA_",
-    "LOCUST_",
-    "BUNDLE_",
-    "COMBO_",
-    "USER_",
-    "HEAVY_",
-    "LIGHT_",
-    "STANDARD_",
-    "ANALYTICS_",
-    "CLICKHOUSE_",
-    "USE_DATABASE",
-    "DB_",
-    "LOAD_SHAPE",
-    "SPIKE_",
-    "SLO_FILE",
-    "RESULTS_DIR",
-    "LOADTEST_SEED",
-    "ACCEPTABLE_",
-)
-
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OUR_VARS)}
+    env = environment_without_settings(os.environ)
     env.update(overrides)
     return env
 
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = environment_without_settings(os.environ)
     for key in list(os.environ):
-        if key.startswith(_OUR_VARS) and key != "PANACEA_REQUIRE_CLICKHOUSE":
+        if key not in kept and key != "PANACEA_REQUIRE_CLICKHOUSE":
             monkeypatch.delenv(key)
 
 

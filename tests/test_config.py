@@ -115,3 +115,18 @@ def test_secrets_never_appear(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert "hunter2" not in str(info.value)
+
+
+def test_environment_without_settings_drops_every_variable_we_read() -> None:
+    from panacea_locust.config import environment_without_settings
+
+    env = {
+        "PATH": "/bin",
+        "LOGS_SEARCH_WEIGHT": "9",
+        "bundle_id_min": "5",
+        "LOAD_SHAPE": "step",
+        "SPIKE_AT_S": "3",
+        "CLICKHOUSE_PASSWORD": "x",
+        "HOME": "/root",
+    }
+    assert environment_without_settings(env) == {"PATH": "/bin", "HOME": "/root"}
