@@ -24,6 +24,9 @@ from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 
 pytestmark = pytest.mark.e2e
 
+#: plain ``locust -f locustfile.py``, as a user types it
+LOCUST = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py")]
+
 USERS = 20
 FAST_WAITS = {
     "HEAVY_WAIT_MIN": "0.05",
@@ -157,11 +160,7 @@ def test_two_processes_share_no_identity(api: ReferenceAPIProcess, tmp_path: Pat
 
 def _start_plain_locust(api: ReferenceAPIProcess, cwd: Path, *extra: str) -> subprocess.Popen:
     cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(ROOT / "locustfile.py"),
+        *LOCUST,
         "--headless",
         "--host",
         api.url,
@@ -260,11 +259,7 @@ def test_bad_setting_stops_before_any_request(
         ]
     else:
         cmd = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "locustfile.py"),
+            *LOCUST,
             "--headless",
             "--host",
             api.url,
@@ -330,7 +325,7 @@ def _free_port() -> int:
 
 def test_master_and_two_workers_share_no_identity(api: ReferenceAPIProcess, tmp_path: Path) -> None:
     port = _free_port()
-    base = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py")]
+    base = LOCUST
     env = clean_env(**FAST_WAITS)
     master = subprocess.Popen(
         [
@@ -408,11 +403,7 @@ def test_web_ui_mode_serves_the_ui_and_writes_the_run(
     port = _free_port()
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "locustfile.py"),
+            *LOCUST,
             "--host",
             api.url,
             "--web-host",
@@ -464,11 +455,7 @@ def test_more_users_than_the_configured_maximum_is_refused(
 ) -> None:
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "locustfile.py"),
+            *LOCUST,
             "--headless",
             "--host",
             api.url,

@@ -6,9 +6,10 @@ Kept in one place so that a change in the real API is one edit here, not a hunt 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-LOG_LEVELS: tuple[str, ...] = ("fatal", "error", "warn", "info", "debug")
-COMPONENTS: tuple[str, ...] = (
+LogLevel = Literal["fatal", "error", "warn", "info", "debug"]
+Component = Literal[
     "acropolis",
     "stargate",
     "cassandra",
@@ -27,7 +28,10 @@ COMPONENTS: tuple[str, ...] = (
     "alert_manager",
     "chronos",
     "mercury",
-)
+]
+#: the same values as tuples, for the data generator
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+COMPONENTS: tuple[str, ...] = get_args(Component)
 BUNDLE_STATUSES: tuple[str, ...] = ("queued", "processing", "completed")
 HISTOGRAM_INTERVALS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
 HEATMAP_GROUP_BY: tuple[str, ...] = ("component", "cvm_ip", "log_level")

@@ -23,29 +23,8 @@ from pydantic import (
     field_validator,
 )
 
-from .contract import MAX_BUNDLE_IDS, MAX_PAGE_SIZE, MAX_QUESTION_CHARS
+from .contract import MAX_BUNDLE_IDS, MAX_PAGE_SIZE, MAX_QUESTION_CHARS, Component, LogLevel
 
-LogLevel = Literal["fatal", "error", "warn", "info", "debug"]
-Component = Literal[
-    "acropolis",
-    "stargate",
-    "cassandra",
-    "curator",
-    "cerebro",
-    "zookeeper",
-    "prism",
-    "genesis",
-    "hades",
-    "uhura",
-    "ergon",
-    "lazan",
-    "arithmos",
-    "pithos",
-    "insights_server",
-    "alert_manager",
-    "chronos",
-    "mercury",
-]
 BundleStatus = Literal["queued", "processing", "completed"]
 Interval = Literal["1m", "5m", "15m", "1h"]
 GroupBy = Literal["component", "cvm_ip", "log_level"]
