@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from panacea_locust.config import ConfigError, load_settings
-from panacea_locust.db_cli import check_report
+from panacea_locust.db_cli import check_report, print_tables_and_kinds
 
 __test__ = False  # a script, not a pytest module
 
@@ -44,16 +44,7 @@ def main() -> int:
         print("  CLICKHOUSE_PASSWORD set? does the database exist ('panacea-locust db init')?")
         return 1
     print(f"  OK: ClickHouse {report['server_version']}")
-    print("== tables")
-    for table, rows in report["tables"].items():
-        print(f"  {table:<32} {rows if isinstance(rows, str) else f'{rows} rows'}")
-    print("== what database mode would load")
-    for kind, entry in report["kinds"].items():
-        if "fallback" in entry:
-            print(f"  {kind:<13} generated instead: {entry['fallback']}")
-        else:
-            print(f"  {kind:<13} {entry['loaded']:>6} (limit {entry['limit']}), "
-                  f"e.g. {entry['sample'][:2]}")  # fmt: skip
+    print_tables_and_kinds(report)
     if report["complete"]:
         print("== ready: every kind comes from the database")
         return 0

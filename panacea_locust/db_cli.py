@@ -271,21 +271,28 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print("  database mode would generate all data instead")
         return EXIT_INCOMPLETE
     print(f"  connected: ClickHouse {report['server_version']}")
-    print("  tables:")
-    for table, rows in report["tables"].items():
-        print(f"    {table:<32} {rows if isinstance(rows, str) else f'{rows} rows'}")
-    print("  database mode would load (USE_DATABASE_DATA=true):")
-    for kind, entry in report["kinds"].items():
-        if "fallback" in entry:
-            print(f"    {kind:<13} GENERATED instead: {entry['fallback']}")
-        else:
-            sample = ", ".join(_show_sample(v) for v in entry["sample"])
-            print(f"    {kind:<13} {entry['loaded']:>6} (limit {entry['limit']})  e.g. {sample}")
+    print_tables_and_kinds(report)
     if report["complete"]:
         print("  every kind would come from the database")
         return EXIT_OK
     print("  some kinds would be generated: see above")
     return EXIT_INCOMPLETE
+
+
+def print_tables_and_kinds(report: dict[str, Any], indent: str = "  ") -> None:
+    """The rows per table and, per kind, what database mode would load or why it would not."""
+    print(f"{indent}tables:")
+    for table, rows in report["tables"].items():
+        print(f"{indent}  {table:<32} {rows if isinstance(rows, str) else f'{rows} rows'}")
+    print(f"{indent}database mode would load (USE_DATABASE_DATA=true):")
+    for kind, entry in report["kinds"].items():
+        if "fallback" in entry:
+            print(f"{indent}  {kind:<13} GENERATED instead: {entry['fallback']}")
+        else:
+            sample = ", ".join(_show_sample(v) for v in entry["sample"])
+            print(
+                f"{indent}  {kind:<13} {entry['loaded']:>6} (limit {entry['limit']})  e.g. {sample}"
+            )
 
 
 def _show_sample(value: Any) -> str:
