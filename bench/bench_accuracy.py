@@ -1,10 +1,10 @@
 """Accuracy of the reported latency: a target that answers after exactly 50 ms.
 
-The target is ``delay_server.py`` on loopback (keep-alive, one forked process per connection,
-the deadline counted from the kernel's receive timestamp of the request). It records how long
-it really held each request: that is its own error, printed beside the framework's so the two
-can be told apart. It answers every endpoint's documented keys, so the framework's response
-check passes.
+The target is ``delay_server.py`` on loopback (keep-alive, a process per connection forked
+before the run, the deadline counted from the kernel's receive timestamp of the request). It
+records how long it really held each request: that is its own error, printed beside the
+framework's so the two can be told apart. It answers every endpoint's documented keys, so the
+framework's response check passes.
 
 The framework runs with a modest load (``--users`` users, no wait: each sends about 20
 requests a second), so Locust stays well below the 85 % CPU where its own scheduling delays
@@ -50,14 +50,16 @@ TARGET_P99_MS = 3.0
 
 
 @contextlib.contextmanager
-def delay_server(delay_ms: float, cpu: int | None) -> Iterator[DelayServer]:
-    """``delay_server.py`` in a child process pinned to ``cpu``; stopped (children too) on exit."""
+def delay_server(delay_ms: float, cpu: int | None, connections: int) -> Iterator[DelayServer]:
+    """``delay_server.py`` pinned to ``cpu``, with a worker for each of ``connections``;
+    stopped (workers too) on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-delay-") as tmp:
         body = Path(tmp) / "body.json"
         body.write_text(json.dumps(STATIC_BODY, separators=(",", ":")))
         held = Path(tmp) / "held.txt"
         script = str(BENCH_DIR / "delay_server.py")
         args = ["--delay-ms", f"{delay_ms:g}", "--held-file", str(held), "--body", str(body)]
+        args += ["--workers", str(connections + 4)]
         cmd = pinned([sys.executable, script, *args], cpu)
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=clean_env()
@@ -155,7 +157,7 @@ def measure(kind: str, users: int, duration: float, delay_ms: float) -> Accuracy
     """One run of ``kind`` against a fresh delay server."""
     server_cpu, locust_cpu = cpus()
     framework = kind == FRAMEWORK
-    with delay_server(delay_ms, server_cpu) as server:
+    with delay_server(delay_ms, server_cpu, users) as server:
         result = run_locust(
             FRAMEWORK_LOCUSTFILE if framework else LOCUSTFILES / "bare_fasthttp.py",
             server.url,

@@ -16,6 +16,7 @@ from locust import FastHttpUser, between
 
 from panacea_locust import __version__
 from panacea_locust.config import ENDPOINTS, get_settings
+from panacea_locust.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import get_context
 from panacea_locust.user_index import allocator
@@ -52,6 +53,10 @@ class PanaceaAPIUser(FastHttpUser):
     session_id: str = ""
     request_headers: ClassVar[dict[str, str]] = {}
     _build: Callable[[str, UserPool], RequestSpec]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_lazy_cookie_jar(self.client)  # cookies still work; no cost while there are none
 
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""

@@ -20,7 +20,10 @@ from locust import User, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from panacea_locust import gc_tuning  # noqa: F401  (registers its listeners)
+from panacea_locust import (
+    gc_tuning,  # noqa: F401  (registers its listeners)
+    inspect_warmup,  # noqa: F401  (registers its listener)
+)
 from panacea_locust.config import ENDPOINTS, ConfigError, Settings
 from panacea_locust.results import (
     EndpointCounts,

@@ -3,7 +3,7 @@
 CPython's cyclic collector runs a young collection every 700 net allocations of container
 objects, and now and then a full one that walks every object of the process: everything
 imported (Locust, gevent, Flask, pydantic ...) and every virtual user. Measured with
-``bench/`` (docs/performance.md), collections cost a Locust process about 13 us per request,
+``bench/`` (README, Performance), collections cost a Locust process about 13 us per request,
 and each full collection stopped the event loop for 30 to 45 ms, which then showed up in the
 response times of the requests in flight at that moment.
 
