@@ -112,6 +112,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if runner is not None:
         allocator.install(runner)
+    follow_locust_resets(environment)
     weight = getattr(options, "analytics_user_weight", -1) if options else -1
     if weight is not None and weight >= 0:
         _set_analytics_weight(environment, weight)
@@ -162,6 +163,23 @@ def _load_pool_data(ctx: Any) -> None:
 
 
 # --- counting ------------------------------------------------------------------------------
+def follow_locust_resets(environment: Environment) -> None:
+    """Reset our per-request counts whenever Locust resets its statistics: with
+    ``--reset-stats``, at each ``spawning_complete`` (in every process, as Locust does)."""
+
+    def on_spawning_complete(**_: Any) -> None:
+        if environment.reset_stats:
+            get_context().tally.reset_requests()
+
+    environment.events.spawning_complete.add_listener(on_spawning_complete)
+
+
+@events.reset_stats.add_listener
+def _on_reset_stats(**_: Any) -> None:
+    # the web UI's Reset Stats (master or local process; workers ship deltas anyway)
+    get_context().tally.reset_requests()
+
+
 @events.request.add_listener
 def _on_request(name: str, response_time: float, **_: Any) -> None:
     # once per request: straight to the histograms, one call shorter than ``tally.record``

@@ -57,6 +57,13 @@ class RunTally:
             self.histograms.merge_payload(report["histograms"])
         self.data_sources.update(report.get("data_sources", {}))
 
+    def reset_requests(self) -> None:
+        """Forget what was counted per request, when Locust resets its statistics (the web
+        UI's Reset Stats, ``--reset-stats`` once spawning completes): ``summary.json``'s
+        percentiles then cover the same requests as Locust's counts."""
+        self.histograms = HistogramSet()
+        self.acceptable.clear()
+
     def reset(self) -> None:
         """Forget everything (a new test started from the web UI)."""
         self.__init__()  # type: ignore[misc]
