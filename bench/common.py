@@ -211,6 +211,8 @@ class LocustResult:
     samples: list[tuple[float, ...]] = field(default_factory=list)
     #: steady-window latency (``BENCH_METER_LATENCY=1``): count, p50_ms, p99_ms, mean_ms
     latency: dict[str, float] | None = None
+    stopping_at: float | None = None  #: time.monotonic() when the test began to stop
+    reset_at: float | None = None  #: time.monotonic() of the meter's statistics reset
 
     @property
     def rps_per_core(self) -> float:
@@ -326,6 +328,8 @@ def finish_locust(lp: LocustProcess, rss: list[tuple[float, int]] | None = None)
         rss_samples_kb=rss or [],
         samples=[tuple(x) for x in marks.get("samples", [])],
         latency=marks.get("latency"),
+        stopping_at=marks.get("stopping", {}).get("wall"),
+        reset_at=marks.get("reset", {}).get("wall"),
     )
 
 

@@ -12,8 +12,9 @@ The truth the accuracy benchmark measures the framework against, so it must itse
 - ``time.sleep`` to that deadline, with the timer slack lowered to 1 us, then one ``sendall``.
 
 Each worker appends, per request, the time it really held the request (from the kernel's
-arrival stamp to just before ``sendall``), in microseconds, to ``--held-file`` when its
-connection ends; that is the server's own error. Body: ``--body`` (a JSON file) or ``{}``.
+arrival stamp to just before ``sendall``) and the moment it answered (``time.monotonic``, the
+clock Locust's processes can read too), both in microseconds, to ``--held-file`` when its
+connection ends: what each request's latency truly was. Body: ``--body`` (a JSON file) or ``{}``.
 
     python bench/delay_server.py --port 0 --delay-ms 50 --held-file /tmp/held.txt
     (prints "listening on http://127.0.0.1:PORT" once ready; SIGTERM stops it and its workers)
@@ -57,7 +58,7 @@ def serve_connection(conn: socket.socket, delay: float, response: bytes, held_fi
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # perf_counter (CLOCK_MONOTONIC) minus realtime: converts the kernel's stamps
     offset = time.perf_counter() - time.time()
-    held: list[int] = []
+    held: list[tuple[int, int]] = []  # (held, answered at), microseconds
     buf = b""
     stamp = 0.0
     try:
@@ -82,14 +83,15 @@ def serve_connection(conn: socket.socket, delay: float, response: bytes, held_fi
             pause = arrived + delay - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            held.append(int((time.perf_counter() - arrived) * 1e6))
+            now = time.perf_counter()
+            held.append((int((now - arrived) * 1e6), int(now * 1e6)))
             conn.sendall(response)
     except OSError:
         return
     finally:
         if held:
             with open(held_file, "a") as f:  # one write per connection: O_APPEND keeps it whole
-                f.write("".join(f"{us}\n" for us in held))
+                f.write("".join(f"{us} {at}\n" for us, at in held))
 
 
 def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:

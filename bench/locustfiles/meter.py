@@ -6,9 +6,14 @@
 - ``spawned``: when every user had been spawned;
 - ``samples`` (with ``BENCH_METER_SAMPLES=1``): the same counters every 0.2 s while the
   process runs, for runs that are paused and resumed (``bench_throughput.py``);
+- ``reset`` (with ``BENCH_METER_RESET_AFTER=S``): S seconds after every user was spawned,
+  Locust's statistics are reset as the web UI's Reset Stats button does (so the framework's
+  summary.json restarts too), and the wall clock is noted;
 - ``latency`` (with ``BENCH_METER_LATENCY=1``): p50 and p99 of the response times from
-  ``start`` to the moment the test begins to stop, with the framework's exact histogram, for
-  any locustfile (bare ones have no summary.json) and without the ramp-up and shutdown.
+  ``start`` (or from ``reset``) to the moment the test begins to stop, with the framework's
+  exact histogram, for any locustfile (bare ones have no summary.json) and without the
+  ramp-up and shutdown;
+- ``stopping``: the wall clock when the test began to stop.
 
 Written to ``BENCH_METER_FILE`` as JSON when the test stops. Requests per CPU-second of the
 Locust process is the load generator's speed on one core, whatever else shares the core.
@@ -35,10 +40,15 @@ def _counters(environment: Any) -> tuple[float, float, int, int]:
 
 
 def _mark(environment: Any, name: str) -> None:
-    global _latency
     wall, cpu, requests, failures = _counters(environment)
     _marks[name] = {"wall": wall, "cpu": cpu, "requests": requests, "failures": failures}
-    if name == "start" and os.environ.get("BENCH_METER_LATENCY") == "1":
+    if name == "start" and "BENCH_METER_RESET_AFTER" not in os.environ:
+        _open_latency_window()
+
+
+def _open_latency_window() -> None:
+    global _latency
+    if os.environ.get("BENCH_METER_LATENCY") == "1" and _latency is None:
         from panacea_locust.histogram import LatencyHistogram
 
         _latency = LatencyHistogram()
@@ -53,6 +63,7 @@ def _on_request(response_time: float, **_: Any) -> None:
 @events.test_stopping.add_listener
 def _on_stopping(**_: Any) -> None:
     global _latency
+    _marks["stopping"] = {"wall": time.monotonic()}
     if _latency is not None:
         _marks["latency"] = {
             "count": _latency.count,
@@ -77,9 +88,34 @@ def _on_start(environment: Any, **_: Any) -> None:
         gevent.spawn(_sampler, environment)
 
 
+_environment: Any = None
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    global _environment
+    _environment = environment
+
+
 @events.spawning_complete.add_listener
 def _on_spawned(user_count: int, **_: Any) -> None:
-    _marks.setdefault("spawned", {"wall": time.monotonic(), "users": float(user_count)})
+    environment = _environment
+    if "spawned" in _marks:
+        return
+    _marks["spawned"] = {"wall": time.monotonic(), "users": float(user_count)}
+    settle = os.environ.get("BENCH_METER_RESET_AFTER")
+    if settle is not None:
+        gevent.spawn_later(float(settle), _reset_stats, environment)
+
+
+def _reset_stats(environment: Any) -> None:
+    """What the web UI's Reset Stats does (``locust/web.py``), then open the latency window."""
+    environment.events.reset_stats.fire()
+    if environment.runner is not None:
+        environment.runner.stats.reset_all()
+        environment.runner.exceptions = {}
+    _marks["reset"] = {"wall": time.monotonic()}
+    _open_latency_window()
 
 
 @events.test_stop.add_listener
