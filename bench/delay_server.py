@@ -1,6 +1,7 @@
 """A loopback HTTP/1.1 server that answers every request exactly ``--delay-ms`` after it arrived.
 
-The truth the accuracy benchmark measures the framework against, so it must itself be exact:
+The accuracy benchmark's target, as exact as a process can be, and what it really did is
+recorded (that is the truth the framework is measured against):
 
 - a pool of ``--workers`` processes forked up front, each serving one connection at a time
   (keep-alive, ``TCP_NODELAY``): no GIL and no event loop shared between connections, so a
