@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from conftest import http_server
 from locust import FastHttpUser
 from locust.env import Environment
 from locust.event import Events
@@ -43,14 +43,8 @@ class _CookieHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def cookie_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CookieHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_CookieHandler) as url:
+        yield url
 
 
 PATHS = ["/x", "/login", "/x", "/api/y", "/api/rotate", "/api/y", "/logout", "/x", "/api/y"]

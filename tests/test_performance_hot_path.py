@@ -13,15 +13,15 @@ import gc
 import json
 import os
 import random
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from conftest import http_server
 
 from panacea_locust import payload_generator as pg
 from panacea_locust.config import ENDPOINTS, load_settings
@@ -224,14 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def http_target() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Handler) as url:
+        yield url
 
 
 def test_response_check_and_headers_against_a_real_server(http_target: str) -> None:
