@@ -99,13 +99,12 @@ def _on_init(environment: Any, **_: Any) -> None:
 
 @events.spawning_complete.add_listener
 def _on_spawned(user_count: int, **_: Any) -> None:
-    environment = _environment
     if "spawned" in _marks:
         return
     _marks["spawned"] = {"wall": time.monotonic(), "users": float(user_count)}
     settle = os.environ.get("BENCH_METER_RESET_AFTER")
     if settle is not None:
-        gevent.spawn_later(float(settle), _reset_stats, environment)
+        gevent.spawn_later(float(settle), _reset_stats, _environment)
 
 
 def _reset_stats(environment: Any) -> None:
