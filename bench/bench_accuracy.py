@@ -25,6 +25,17 @@ the way the web UI's Reset Stats button does it (the framework's ``summary.json`
 the truth is taken over the same window, from that reset to the test's stop. Locust stays well
 below the 85 % CPU where its own scheduling inflates latencies; each run prints its CPU share.
 
+Runs the hypervisor disturbed are taken again. On a shared virtual machine the host now and
+then runs other tenants on this machine's cores while they have work: *steal time*
+(``/proc/stat``). A Locust process that is descheduled for a few ms reports every answer that
+arrives meanwhile that much late, and the delay server misses its own deadlines as much:
+measured here, runs with under 2 % steal on the two cores gave p99 errors of 1.9 to 3.1 ms,
+runs with 5 to 9 % gave 3.7 to 5.5 ms, the same code. So a run whose window had more than
+``--max-steal`` percent steal on either core is run again, up to ``--attempts`` times in all,
+and the calmest attempt counts; every attempt is printed, and the report says how many of the
+kept runs were still disturbed. Framework and bare Locust are held to the same rule; the
+closed-loop runs, not judged, are not repeated.
+
     python bench/bench_accuracy.py [--users 200] [--duration 20] [--rounds 2] [--quick]
 """
 
@@ -59,6 +70,8 @@ from common import (
 
 TARGET_P50_MS = 1.0
 TARGET_P99_MS = 3.0
+MAX_STEAL = 0.02  #: a run with more steal time than this on either core is taken again
+ATTEMPTS = 3  #: runs at most per measurement
 FRAMEWORK, BARE = "framework", "bare FastHttpUser"
 PACED, CLOSED = "paced", "closed loop"
 
@@ -152,12 +165,20 @@ class AccuracyRun:
     true_p50_ms: float  #: what the server really held the requests of the same window
     true_p99_ms: float
     locust_cpu: float
+    steal: float = 0.0  #: the larger steal share of the two cores over the window
+    attempts: int = 1  #: runs it took (more than one when the hypervisor disturbed a run)
 
 
 @dataclass
 class Accuracy:
     delay_ms: float
+    max_steal: float = MAX_STEAL
     runs: list[AccuracyRun] = field(default_factory=list)
+
+    @property
+    def disturbed(self) -> list[AccuracyRun]:
+        """Runs kept although no attempt had steal under ``max_steal``."""
+        return [r for r in self.runs if r.steal > self.max_steal]
 
     def of(self, pattern: str, kind: str) -> list[AccuracyRun]:
         return [r for r in self.runs if r.pattern == pattern and r.kind == kind]
@@ -188,6 +209,9 @@ class Accuracy:
             "delay_ms": self.delay_ms,
             "targets_ms": {"p50": TARGET_P50_MS, "p99": TARGET_P99_MS},
             "judged": f"{PACED}, {FRAMEWORK}, reported minus the truth",
+            "max_steal": self.max_steal,
+            "runs_still_disturbed": len(self.disturbed),
+            "attempts": sum(r.attempts for r in self.runs),
         }
         for pattern in (PACED, CLOSED):
             for kind in (FRAMEWORK, BARE):
@@ -201,6 +225,7 @@ class Accuracy:
                     truth = statistics.median(getattr(r, f"true_p{q}_ms") for r in runs)
                     block[f"server_p{q}_minus_delay_ms"] = round(truth - self.delay_ms, 3)
                 block["locust_cpu"] = round(statistics.median(r.locust_cpu for r in runs), 3)
+                block["steal"] = round(statistics.median(r.steal for r in runs), 4)
                 out.setdefault(pattern, {})[kind] = block
         return out
 
@@ -230,6 +255,7 @@ def measure(
         if result.reset_at is None or result.stopping_at is None:
             raise RuntimeError(f"{kind}: no steady state reached (see {result.run_dir})")
         truth = server.held_ms(result.reset_at, result.stopping_at)
+    steal = result.steal_on(cpus_)
     if result.failures:
         raise RuntimeError(f"{kind}: {result.failures} requests failed (see {result.run_dir})")
     steady = result.latency or {}
@@ -252,7 +278,36 @@ def measure(
         true_p50_ms=_pct(truth, 50),
         true_p99_ms=_pct(truth, 99),
         locust_cpu=result.cpu,
+        steal=steal,
     )
+
+
+def measure_calm(
+    pattern: Pattern,
+    kind: str,
+    duration: float,
+    delay_ms: float,
+    cpus_: tuple[int | None, ...],
+    max_steal: float = MAX_STEAL,
+    attempts: int = ATTEMPTS,
+    quiet: bool = False,
+) -> AccuracyRun:
+    """``measure``, again while the hypervisor took more than ``max_steal`` of either core, at
+    most ``attempts`` runs in all; the calmest run counts."""
+    tried: list[AccuracyRun] = []
+    while True:
+        r = measure(pattern, kind, duration, delay_ms, cpus_)
+        tried.append(r)
+        if r.steal <= max_steal or len(tried) >= attempts:
+            break
+        if not quiet:
+            print(
+                f"  {pattern.name} {kind}: {r.steal:.1%} steal time on a core (over "
+                f"{max_steal:.0%}; p99 - truth {r.p99_ms - r.true_p99_ms:+.3f} ms): again"
+            )
+    best = min(tried, key=lambda t: t.steal)
+    best.attempts = len(tried)
+    return best
 
 
 def run(
@@ -264,6 +319,8 @@ def run(
     bare: bool = True,
     closed_loop: bool = True,
     quiet: bool = False,
+    max_steal: float = MAX_STEAL,
+    attempts: int = ATTEMPTS,
 ) -> Accuracy:
     """``rounds`` rounds; in each, the framework then bare Locust, paced then closed loop."""
     server_cpu, locust_cpu = cpus()
@@ -275,13 +332,23 @@ def run(
         print(
             f"target: delay server ({delay_ms:g} ms) on cpu {server_cpu}; Locust on cpu "
             f"{locust_cpu}, {duration:g} s per run, {rounds} rounds; paced: {users} users "
-            f"waiting {wait[0]:g} to {wait[1]:g} s; closed loop: 20 users, no wait"
+            f"waiting {wait[0]:g} to {wait[1]:g} s; closed loop: 20 users, no wait; a run with "
+            f"over {max_steal:.0%} steal time on a core is taken again (at most {attempts} runs)"
         )
-    out = Accuracy(delay_ms)
+    out = Accuracy(delay_ms, max_steal)
     for i in range(rounds):
         for pattern in patterns:
             for kind in kinds:
-                r = measure(pattern, kind, duration, delay_ms, (server_cpu, locust_cpu))
+                r = measure_calm(
+                    pattern,
+                    kind,
+                    duration,
+                    delay_ms,
+                    (server_cpu, locust_cpu),
+                    max_steal,
+                    attempts if pattern.name == PACED else 1,  # closed loop: not judged
+                    quiet,
+                )
                 out.runs.append(r)
                 if not quiet:
                     print(
@@ -289,7 +356,8 @@ def run(
                         f"{r.p99_ms:7.3f} ms | truth p50 {r.true_p50_ms:7.3f} p99 "
                         f"{r.true_p99_ms:7.3f} | reported - truth p50 "
                         f"{r.p50_ms - r.true_p50_ms:+.3f} p99 {r.p99_ms - r.true_p99_ms:+.3f} | "
-                        f"{r.requests} requests, Locust CPU {r.locust_cpu:.0%}"
+                        f"{r.requests} requests, Locust CPU {r.locust_cpu:.0%}, steal "
+                        f"{r.steal:.1%}"
                     )
     return out
 
@@ -312,6 +380,11 @@ def report(a: Accuracy) -> None:
                 + " ".join(f"{c:+10.3f}" for c in cells)
                 + f" {truth99 - a.delay_ms:+17.3f}"
             )
+    retried = sum(r.attempts - 1 for r in a.runs)
+    print(
+        f"steal time: {retried} run(s) taken again for over {a.max_steal:.0%} on a core; "
+        f"{len(a.disturbed)} of {len(a.runs)} kept runs still over it"
+    )
     ok50, ok99 = abs(a.p50_error) <= TARGET_P50_MS, abs(a.p99_error) <= TARGET_P99_MS
     print(
         f"targets ({PACED}, {FRAMEWORK}, reported minus the truth): p50 within "
@@ -330,6 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay-ms", type=float, default=50.0)
     ap.add_argument("--no-bare", action="store_true", help="skip the bare FastHttpUser runs")
     ap.add_argument("--no-closed-loop", action="store_true", help="skip the closed-loop runs")
+    ap.add_argument(
+        "--max-steal",
+        type=float,
+        default=MAX_STEAL * 100,
+        metavar="PCT",
+        help="take a run again when the hypervisor stole more than PCT %% of a core (default 2)",
+    )
+    ap.add_argument(
+        "--attempts", type=int, default=ATTEMPTS, help="runs at most per measurement (3)"
+    )
     ap.add_argument("--quick", action="store_true", help="one round of 10 s")
     opts = ap.parse_args(argv)
     if opts.quick:
@@ -343,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         (opts.wait_min, opts.wait_max),
         bare=not opts.no_bare,
         closed_loop=not opts.no_closed_loop,
+        max_steal=opts.max_steal / 100,
+        attempts=max(1, opts.attempts),
     )
     report(a)
     return 0 if a.met else 1

@@ -213,6 +213,15 @@ class LocustResult:
     latency: dict[str, float] | None = None
     stopping_at: float | None = None  #: time.monotonic() when the test began to stop
     reset_at: float | None = None  #: time.monotonic() of the meter's statistics reset
+    #: per CPU, the share of the latency window (reset, or start, to stopping) that the
+    #: hypervisor gave to something else: steal time; empty where the kernel has none
+    steal: list[float] = field(default_factory=list)
+
+    def steal_on(self, cpus: Sequence[int | None]) -> float:
+        """The largest steal share over ``cpus`` (every CPU for ``None``); 0 if unknown."""
+        wanted = [c for c in cpus if c is not None and c < len(self.steal)]
+        shares = [self.steal[c] for c in wanted] if wanted else self.steal
+        return max(shares, default=0.0)
 
     @property
     def rps_per_core(self) -> float:
@@ -330,7 +339,18 @@ def finish_locust(lp: LocustProcess, rss: list[tuple[float, int]] | None = None)
         latency=marks.get("latency"),
         stopping_at=marks.get("stopping", {}).get("wall"),
         reset_at=marks.get("reset", {}).get("wall"),
+        steal=_steal_shares(marks.get("reset", first), marks.get("stopping", last)),
     )
+
+
+def _steal_shares(since: Mapping[str, Any], until: Mapping[str, Any]) -> list[float]:
+    """Per CPU, steal time between two meter marks as a share of the wall time between them."""
+    wall = until["wall"] - since["wall"]
+    before, after = since.get("steal") or [], until.get("steal") or []
+    if wall <= 0 or len(before) != len(after):
+        return []
+    tick = os.sysconf("SC_CLK_TCK")
+    return [(b - a) / tick / wall for a, b in zip(before, after, strict=True)]
 
 
 def run_locust(

@@ -15,6 +15,10 @@
   ramp-up and shutdown;
 - ``stopping``: the wall clock when the test began to stop.
 
+Every mark also holds ``steal``: each CPU's steal time so far (``/proc/stat``, in clock ticks),
+the time the hypervisor ran something else while this machine's CPU had work: a run whose
+window saw much of it measured the host, not Locust.
+
 Written to ``BENCH_METER_FILE`` as JSON when the test stops. Requests per CPU-second of the
 Locust process is the load generator's speed on one core, whatever else shares the core.
 """
@@ -34,6 +38,16 @@ _latency: Any = None  # a LatencyHistogram while the steady window is open
 _samples: list[tuple[float, float, int, int]] = []  # (monotonic, cpu, requests, failures)
 
 
+def _steal_ticks() -> list[int]:
+    """Per CPU, in ``/proc/stat`` order; empty where the kernel does not report it."""
+    try:
+        with open("/proc/stat") as f:
+            rows = [line.split() for line in f if line[:3] == "cpu" and line[3].isdigit()]
+    except OSError:
+        return []
+    return [int(row[8]) for row in rows if len(row) > 8]
+
+
 def _counters(environment: Any) -> tuple[float, float, int, int]:
     stats = environment.stats.total
     return time.monotonic(), time.process_time(), stats.num_requests, stats.num_failures
@@ -41,7 +55,13 @@ def _counters(environment: Any) -> tuple[float, float, int, int]:
 
 def _mark(environment: Any, name: str) -> None:
     wall, cpu, requests, failures = _counters(environment)
-    _marks[name] = {"wall": wall, "cpu": cpu, "requests": requests, "failures": failures}
+    _marks[name] = {
+        "wall": wall,
+        "cpu": cpu,
+        "requests": requests,
+        "failures": failures,
+        "steal": _steal_ticks(),
+    }
     if name == "start" and "BENCH_METER_RESET_AFTER" not in os.environ:
         _open_latency_window()
 
@@ -63,7 +83,7 @@ def _on_request(response_time: float, **_: Any) -> None:
 @events.test_stopping.add_listener
 def _on_stopping(**_: Any) -> None:
     global _latency
-    _marks["stopping"] = {"wall": time.monotonic()}
+    _marks["stopping"] = {"wall": time.monotonic(), "steal": _steal_ticks()}
     if _latency is not None:
         _marks["latency"] = {
             "count": _latency.count,
@@ -113,7 +133,7 @@ def _reset_stats(environment: Any) -> None:
     if environment.runner is not None:
         environment.runner.stats.reset_all()
         environment.runner.exceptions = {}
-    _marks["reset"] = {"wall": time.monotonic()}
+    _marks["reset"] = {"wall": time.monotonic(), "steal": _steal_ticks()}
     _open_latency_window()
 
 
