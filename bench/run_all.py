@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         for q_ in (50, 99):
             nominal = a.error(bench_accuracy.PACED, bench_accuracy.FRAMEWORK, q_, "delay")
             add(f"reported p{q_} - 50 ms", f"{nominal:+.2f} ms")
+        retried = sum(r.attempts - 1 for r in a.runs)
+        add("accuracy runs taken again (steal)", f"{retried} ({len(a.disturbed)} kept over)")
 
     if "reference" in parts:
         print("\n== 4. the reference API, latency off, one core ==")
