@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         help="take a run again when the hypervisor stole more than PCT %% of a core (default 2)",
     )
     ap.add_argument(
-        "--attempts", type=int, default=ATTEMPTS, help="runs at most per measurement (3)"
+        "--attempts", type=int, default=ATTEMPTS, help="runs at most per paced measurement (3)"
     )
     ap.add_argument("--quick", action="store_true", help="one round of 10 s")
     opts = ap.parse_args(argv)
