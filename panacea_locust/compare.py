@@ -99,6 +99,8 @@ class Comparison:
     tolerance: float
     noise_floor_ms: float
     scopes: list[ScopeComparison]
+    #: why either run's latencies may be doubtful (its load generator's warnings)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def flagged(self) -> bool:
@@ -116,6 +118,7 @@ class Comparison:
             "tolerance": self.tolerance,
             "noise_floor_ms": self.noise_floor_ms,
             "flagged": self.flagged,
+            "notes": self.notes,
             "scopes": [
                 {
                     "scope": s.scope,
@@ -239,7 +242,16 @@ def compare_summaries(
         tolerance=tolerance,
         noise_floor_ms=noise_floor_ms,
         scopes=scopes,
-    )
+        notes=[f"{which}: {w}" for which, s in (("baseline", base), ("current", cur))
+               for w in _generator_warnings(s)],
+    )  # fmt: skip
+
+
+def _generator_warnings(summary: Mapping[str, Any]) -> list[str]:
+    run = summary.get("run")
+    health = run.get("load_generator") if isinstance(run, Mapping) else None
+    warnings = health.get("warnings") if isinstance(health, Mapping) else None
+    return [f"load generator: {w}" for w in warnings or [] if isinstance(w, str)]
 
 
 def _run_title(summary: Mapping[str, Any]) -> str:
@@ -287,6 +299,7 @@ def _header(comparison: Comparison) -> list[str]:
         f"regression: p95/p99 growth > {comparison.tolerance:.0%} and > "
         f"{comparison.noise_floor_ms:g} ms, or failure ratio growth > "
         f"{FAILURE_RATIO_EPSILON * 100:g} points",
+        *(f"note, {n}" for n in comparison.notes),
     ]
 
 

@@ -25,10 +25,17 @@ from panacea_locust import (
     inspect_warmup,  # noqa: F401  (registers its listener)
 )
 from panacea_locust.config import ENDPOINTS, ConfigError, Settings
+from panacea_locust.generator_health import (
+    CpuMeter,
+    GeneratorHealth,
+    read_cpu_times,
+    steal_percent,
+)
 from panacea_locust.results import (
     EndpointCounts,
     build_summary,
     create_run_dir,
+    generator_warnings,
     render_table,
     verdict_line,
     write_results,
@@ -51,6 +58,7 @@ logger = logging.getLogger("panacea_locust")
 #: set by ``panacea-locust run``: the folder (already created) this run writes into
 RUN_DIR_ENV = "PANACEA_RUN_DIR"
 PROGRESS_ENV = "PANACEA_PROGRESS"
+CPU_SAMPLE_S = 5.0  #: seconds between samples of the load generator's CPU
 
 
 class _RunState:
@@ -67,9 +75,13 @@ class _RunState:
         self.thresholds_passed: bool | None = None
         self.report = ""  #: the table, rules and verdict, printed once the run has ended
         self.greenlets: list[gevent.Greenlet] = []
+        self.health = GeneratorHealth()
+        self.cpu_times_at_start = read_cpu_times()
 
 
 state = _RunState()
+#: this process's CPU share: sampled by a local run's sampler, or by a worker's reports
+cpu_meter = CpuMeter()
 
 
 def endpoint_names(settings: Settings) -> tuple[str, ...]:
@@ -189,18 +201,48 @@ def _on_request(name: str, response_time: float, **_: Any) -> None:
 @events.report_to_master.add_listener
 def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
     data["panacea"] = get_context().tally.drain()
+    data["panacea_cpu"] = _cpu_share(min_window=0.5)  # every 3 s, and at the end
 
 
 @events.worker_report.add_listener
-def _on_worker_report(data: dict[str, Any], **_: Any) -> None:
+def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     report = data.get("panacea")
     if report:
         get_context().tally.merge(report)
+    if not state.written:
+        state.health.note_cpu(data.get("panacea_cpu"), client_id)
+
+
+def _cpu_share(min_window: float = 0.0) -> float | None:
+    return cpu_meter.sample(time.monotonic(), time.process_time(), min_window)
+
+
+def note_cpu_sample(environment: Environment, min_window: float = 0.0) -> None:
+    """A local process notes its own CPU share since its last sample (if at least
+    ``min_window`` seconds ago); a master's figures come with its workers' reports."""
+    if not isinstance(environment.runner, MasterRunner):
+        state.health.note_cpu(_cpu_share(min_window))
+
+
+def load_generator_health(environment: Environment, final: bool = True) -> GeneratorHealth:
+    """The run's ``GeneratorHealth`` so far: samples, Locust's CPU flags, steal since start;
+    ``final``: also the last stretch since the last sample, unless too short to tell."""
+    health = state.health
+    runner = environment.runner
+    if final:
+        note_cpu_sample(environment, min_window=1.0)
+    if isinstance(runner, MasterRunner):  # the workers measure; the master only adds up
+        health.cpu_warning = runner.worker_cpu_warning_emitted
+    elif runner is not None:
+        health.cpu_warning = runner.cpu_warning_emitted
+    health.steal_percent = steal_percent(state.cpu_times_at_start, read_cpu_times())
+    return health
 
 
 # --- test lifecycle ------------------------------------------------------------------------
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
+    cpu_meter.sample(time.monotonic(), time.process_time())  # CPU counts from here
     if isinstance(environment.runner, WorkerRunner):
         return
     ctx = get_context()
@@ -214,6 +256,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     state.started_monotonic = time.monotonic()
     state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
     state.thresholds_passed = None
+    state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
     for greenlet in state.greenlets:
         greenlet.kill(block=False)
     state.greenlets = []
@@ -221,6 +264,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         state.greenlets.append(gevent.spawn(_abort_monitor, environment, state.slo))
     if _progress_enabled():
         state.greenlets.append(gevent.spawn(_progress_printer, environment))
+    if not isinstance(environment.runner, MasterRunner):
+        state.greenlets.append(gevent.spawn(_cpu_sampler, environment))
 
 
 _tests_started = 0
@@ -297,6 +342,7 @@ def collect_summary(environment: Environment, final: bool = True) -> dict[str, A
     }
     if state.aborted:
         run["aborted"] = state.aborted
+    run["load_generator"] = load_generator_health(environment, final).as_dict()
     histograms = ctx.tally.histograms
     summary = build_summary(
         run, counts, total, histograms, ctx.tally.acceptable,
@@ -349,7 +395,8 @@ def export_results(environment: Environment) -> Path | None:
         report = ["", render_table(summary)]
         if thresholds is not None:
             report.append(render_thresholds_text(thresholds))
-        report += [verdict_line(summary), f"Results: {state.run_dir}"]
+        report += [*generator_warnings(summary), verdict_line(summary)]
+        report.append(f"Results: {state.run_dir}")
         state.report = "\n".join(report) + "\n"
         options = environment.parsed_options
         if options is None or not options.headless:
@@ -390,6 +437,13 @@ def _abort_monitor(environment: Environment, slo: SLO) -> None:
             if environment.runner is not None:
                 environment.runner.quit()
             return
+
+
+def _cpu_sampler(environment: Environment) -> None:
+    # 5 s windows: long enough that a spawn burst or a collection does not read as overload
+    while True:
+        gevent.sleep(CPU_SAMPLE_S)
+        note_cpu_sample(environment)
 
 
 def _progress_enabled() -> bool:

@@ -182,6 +182,19 @@ def verdict_line(summary: Mapping[str, Any]) -> str:
     return f"VERDICT: FAIL ({len(broken)} of {len(block['rules'])} rules broken)"
 
 
+def generator_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """``WARNING (load generator): ...`` lines: reasons to doubt this run's latencies."""
+    health = summary.get("run", {}).get("load_generator") or {}
+    return [f"WARNING (load generator): {w}" for w in health.get("warnings", [])]
+
+
+def _generator_line(health: Mapping[str, Any]) -> str:
+    cpu, steal = health.get("cpu_percent_max"), health.get("steal_percent")
+    cpu_text = f"CPU up to {cpu:.0f} %" if cpu is not None else "CPU not sampled (too short a run)"
+    steal_text = f", steal time {steal:.1f} %" if steal is not None else ""
+    return f"- Load generator: {cpu_text}{steal_text}"
+
+
 def render_markdown(summary: Mapping[str, Any]) -> str:
     """``summary.md``: the run, the verdict, the endpoint table, failures and the data source."""
     run = summary["run"]
@@ -196,7 +209,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     ]
     if run.get("aborted"):
         out.append(f"- Stopped early: {run['aborted']}")
+    if run.get("load_generator"):
+        out.append(_generator_line(run["load_generator"]))
     out += ["", f"**{verdict_line(summary)}**", ""]
+    warnings = generator_warnings(summary)
+    if warnings:
+        out += [*(f"> {line}" for line in warnings), ""]
     out += ["## Endpoints (times in ms)", ""]
     header = ["endpoint", *(t for _, t in _COLUMNS), "p99.9", "acceptable 4xx"]
     out.append("| " + " | ".join(header) + " |")

@@ -89,6 +89,11 @@ def check_results_folder(run_dir: Path, summary: dict) -> None:
     assert run["id"] == run_dir.name
     assert "***" not in str(run["config"].get("PANACEA_HOST"))
     assert "| `/api/v1/logs/search` |" in (run_dir / "summary.md").read_text()
+    health = run["load_generator"]  # was the load generator fit to measure?
+    assert set(health) >= {"cpu_percent_max", "cpu_warning", "steal_percent", "warnings"}
+    if Path("/proc/stat").exists():
+        assert 0 <= health["steal_percent"] < 100
+    assert "- Load generator: CPU" in (run_dir / "summary.md").read_text()
 
 
 def test_headless_run_drives_all_endpoints_by_the_rules(
@@ -110,6 +115,7 @@ def test_headless_run_drives_all_endpoints_by_the_rules(
 
     check_sessions_and_windows(stats, USERS)
     assert summary["run"]["users"] == {"HeavyUser": 5, "LightUser": 15}
+    assert summary["run"]["load_generator"]["cpu_percent_max"] > 0  # sampled at 10 s
 
     # the endpoint mix follows the weights: each count within 4 sigma of its expectation
     total = stats["total"]
@@ -393,6 +399,8 @@ def test_master_and_two_workers_share_no_identity(api: ReferenceAPIProcess, tmp_
     assert summary["run"]["users"] == {"HeavyUser": 5, "LightUser": 15}
     assert 0 <= stats["total"] - summary["total"]["requests"] <= USERS
     assert summary["total"]["p95_ms"] is not None  # histograms merged from the workers
+    health = summary["run"]["load_generator"]  # each worker sent its own CPU share
+    assert health["workers_sampled"] == 2 and health["cpu_percent_max"] > 0, health
 
 
 def test_web_ui_mode_serves_the_ui_and_writes_the_run(
@@ -480,3 +488,22 @@ def test_more_users_than_the_configured_maximum_is_refused(
         )
     )
     assert api.stats()["total"] == 0
+
+
+def test_a_saturated_load_generator_is_flagged_in_the_result(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores: Locust saturating one while the API answers on another")
+    api.configure(latency="off")  # the API answers at once: Locust is the bottleneck
+    no_waits = {f"{kind}_WAIT_{end}": "0" for kind in ("HEAVY", "LIGHT") for end in ("MIN", "MAX")}
+    run = run_panacea(
+        ["--host", api.url, "-u", "40", "-r", "40", "-t", "12s", "--no-slo"],
+        cwd=tmp_path,
+        env=clean_env(**no_waits),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    health = run.summary()["run"]["load_generator"]
+    assert health["cpu_percent_max"] > 85, health
+    assert "WARNING (load generator): a Locust process reached" in run.stderr
+    assert "> WARNING (load generator)" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]

@@ -1,0 +1,116 @@
+"""Was the load generator itself fit to measure? Its CPU, and the host's steal time.
+
+Every latency in a result is measured by the load generator. Above about 85 % of a core its
+own scheduling delays answers (Locust warns at 90 %), and on a shared virtual machine the
+hypervisor's *steal time* (the host running someone else while this machine has work) delays
+them as well. A result that records both lets a regression be told from a busy generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: a Locust process above this share of a core inflates the latencies it reports
+CPU_LIMIT_PERCENT = 85.0
+#: steal time above this share of the machine's CPU time shows in the tail latencies
+STEAL_LIMIT_PERCENT = 2.0
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """The machine's CPU time so far, summed over its CPUs, in clock ticks."""
+
+    total: int
+    steal: int
+
+
+def read_cpu_times(path: str = "/proc/stat") -> CpuTimes | None:
+    """The ``cpu`` line of ``/proc/stat``; ``None`` where there is none (not Linux)."""
+    try:
+        with open(path) as f:
+            first = f.readline().split()
+    except OSError:
+        return None
+    if len(first) < 9 or first[0] != "cpu":
+        return None
+    try:
+        # user nice system idle iowait irq softirq steal (guest time is inside user already)
+        ticks = [int(v) for v in first[1:9]]
+    except ValueError:
+        return None
+    return CpuTimes(total=sum(ticks), steal=ticks[7])
+
+
+def steal_percent(before: CpuTimes | None, after: CpuTimes | None) -> float | None:
+    """Steal time between two readings, as a percentage of all CPU time between them."""
+    if before is None or after is None or after.total <= before.total:
+        return None
+    return 100.0 * (after.steal - before.steal) / (after.total - before.total)
+
+
+@dataclass
+class CpuMeter:
+    """A process's CPU share between one sample and the next, in percent of one core."""
+
+    wall: float = 0.0  #: ``time.monotonic()`` at the last sample
+    cpu: float = 0.0  #: ``time.process_time()`` at the last sample
+
+    def sample(self, wall: float, cpu: float, min_window: float = 0.0) -> float | None:
+        """The share since the last sample, which this one replaces; ``None`` (and nothing
+        replaced) if less than ``min_window`` seconds have passed."""
+        if wall - self.wall <= min_window:
+            return None
+        share = 100.0 * (cpu - self.cpu) / (wall - self.wall)
+        self.wall, self.cpu = wall, cpu
+        return share
+
+
+@dataclass
+class GeneratorHealth:
+    """What a run's ``summary.json`` says about the load generator (``run.load_generator``)."""
+
+    #: highest CPU share sampled of a Locust process (the local one, or any worker), percent
+    cpu_percent_max: float | None = None
+    #: Locust's own flag: a process went above its 90 % warning threshold
+    cpu_warning: bool = False
+    #: this machine's steal time over the run, percent of its CPU time
+    steal_percent: float | None = None
+    workers_sampled: set[str] = field(default_factory=set)
+
+    def note_cpu(self, percent: float | None, worker: str | None = None) -> None:
+        if percent is None or percent < 0:
+            return
+        if self.cpu_percent_max is None or percent > self.cpu_percent_max:
+            self.cpu_percent_max = float(percent)
+        if worker is not None:
+            self.workers_sampled.add(worker)
+
+    def warnings(self) -> list[str]:
+        """One line per reason to doubt the latencies; empty when the generator was fit."""
+        out = []
+        cpu = self.cpu_percent_max
+        if self.cpu_warning or cpu is not None and cpu > CPU_LIMIT_PERCENT:
+            seen = f"{cpu:.0f} %" if cpu is not None else "above 90 %"
+            out.append(
+                f"a Locust process reached {seen} CPU (over {CPU_LIMIT_PERCENT:.0f} %): its "
+                "latencies include its own queueing; add processes or workers"
+            )
+        steal = self.steal_percent
+        if steal is not None and steal > STEAL_LIMIT_PERCENT:
+            out.append(
+                f"the hypervisor took {steal:.1f} % of this machine's CPU time (steal, over "
+                f"{STEAL_LIMIT_PERCENT:.0f} %): tail latencies include it; use a quieter host"
+            )
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cpu_percent_max": None
+            if self.cpu_percent_max is None
+            else round(self.cpu_percent_max, 1),
+            "cpu_warning": self.cpu_warning,
+            "steal_percent": None if self.steal_percent is None else round(self.steal_percent, 2),
+            "workers_sampled": len(self.workers_sampled),
+            "warnings": self.warnings(),
+        }
