@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panacea_locust.results import load_generator_warnings
+
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_BAD_INPUT = 2
@@ -242,16 +244,12 @@ def compare_summaries(
         tolerance=tolerance,
         noise_floor_ms=noise_floor_ms,
         scopes=scopes,
-        notes=[f"{which}: {w}" for which, s in (("baseline", base), ("current", cur))
-               for w in _generator_warnings(s)],
-    )  # fmt: skip
-
-
-def _generator_warnings(summary: Mapping[str, Any]) -> list[str]:
-    run = summary.get("run")
-    health = run.get("load_generator") if isinstance(run, Mapping) else None
-    warnings = health.get("warnings") if isinstance(health, Mapping) else None
-    return [f"load generator: {w}" for w in warnings or [] if isinstance(w, str)]
+        notes=[
+            f"{which}: load generator: {w}"
+            for which, summary in (("baseline", base), ("current", cur))
+            for w in load_generator_warnings(summary)
+        ],
+    )
 
 
 def _run_title(summary: Mapping[str, Any]) -> str:

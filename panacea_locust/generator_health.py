@@ -25,21 +25,31 @@ class CpuTimes:
     steal: int
 
 
-def read_cpu_times(path: str = "/proc/stat") -> CpuTimes | None:
-    """The ``cpu`` line of ``/proc/stat``; ``None`` where there is none (not Linux)."""
+def _cpu_rows(path: str) -> list[tuple[str, CpuTimes]]:
+    """``/proc/stat``'s ``cpu`` lines (all CPUs first, then each); empty if unreadable."""
+    rows = []
     try:
         with open(path) as f:
-            first = f.readline().split()
-    except OSError:
-        return None
-    if len(first) < 9 or first[0] != "cpu":
-        return None
-    try:
-        # user nice system idle iowait irq softirq steal (guest time is inside user already)
-        ticks = [int(v) for v in first[1:9]]
-    except ValueError:
-        return None
-    return CpuTimes(total=sum(ticks), steal=ticks[7])
+            for line in f:
+                fields = line.split()
+                if not fields or not fields[0].startswith("cpu") or len(fields) < 9:
+                    continue
+                # user nice system idle iowait irq softirq steal (guest is inside user)
+                ticks = [int(v) for v in fields[1:9]]
+                rows.append((fields[0], CpuTimes(total=sum(ticks), steal=ticks[7])))
+    except (OSError, ValueError):
+        return []
+    return rows
+
+
+def read_cpu_times(path: str = "/proc/stat") -> CpuTimes | None:
+    """The whole machine's (the ``cpu`` line); ``None`` where there is none (not Linux)."""
+    return next((times for name, times in _cpu_rows(path) if name == "cpu"), None)
+
+
+def steal_ticks_per_cpu(path: str = "/proc/stat") -> list[int]:
+    """Each CPU's steal time so far, in ``/proc/stat`` order; empty where not reported."""
+    return [times.steal for name, times in _cpu_rows(path) if name != "cpu"]
 
 
 def steal_percent(before: CpuTimes | None, after: CpuTimes | None) -> float | None:

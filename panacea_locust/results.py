@@ -182,10 +182,18 @@ def verdict_line(summary: Mapping[str, Any]) -> str:
     return f"VERDICT: FAIL ({len(broken)} of {len(block['rules'])} rules broken)"
 
 
+def load_generator_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """``run.load_generator.warnings``: reasons to doubt the run's latencies; tolerant of
+    summaries written before the field existed, or by hand."""
+    run = summary.get("run")
+    health = run.get("load_generator") if isinstance(run, Mapping) else None
+    warnings = health.get("warnings") if isinstance(health, Mapping) else None
+    return [w for w in warnings or [] if isinstance(w, str)]
+
+
 def generator_warnings(summary: Mapping[str, Any]) -> list[str]:
-    """``WARNING (load generator): ...`` lines: reasons to doubt this run's latencies."""
-    health = summary.get("run", {}).get("load_generator") or {}
-    return [f"WARNING (load generator): {w}" for w in health.get("warnings", [])]
+    """``WARNING (load generator): ...`` lines for the terminal and ``summary.md``."""
+    return [f"WARNING (load generator): {w}" for w in load_generator_warnings(summary)]
 
 
 def _generator_line(health: Mapping[str, Any]) -> str:

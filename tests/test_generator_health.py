@@ -19,6 +19,7 @@ from panacea_locust.generator_health import (
     GeneratorHealth,
     read_cpu_times,
     steal_percent,
+    steal_ticks_per_cpu,
 )
 from panacea_locust.results import generator_warnings, render_markdown
 
@@ -29,6 +30,7 @@ def test_cpu_times_come_from_the_first_line_of_proc_stat(tmp_path: Path) -> None
     stat = tmp_path / "stat"
     stat.write_text(STAT)
     assert read_cpu_times(str(stat)) == CpuTimes(total=1000, steal=30)
+    assert steal_ticks_per_cpu(str(stat)) == [15]  # each CPU's line, the total left out
     stat.write_text("intr 1 2 3\n")
     assert read_cpu_times(str(stat)) is None  # no cpu line: not Linux's format
     assert read_cpu_times(str(tmp_path / "missing")) is None

@@ -33,19 +33,11 @@ from typing import Any
 import gevent
 from locust import events
 
+from panacea_locust.generator_health import steal_ticks_per_cpu
+
 _marks: dict[str, Any] = {}
 _latency: Any = None  # a LatencyHistogram while the steady window is open
 _samples: list[tuple[float, float, int, int]] = []  # (monotonic, cpu, requests, failures)
-
-
-def _steal_ticks() -> list[int]:
-    """Per CPU, in ``/proc/stat`` order; empty where the kernel does not report it."""
-    try:
-        with open("/proc/stat") as f:
-            rows = [line.split() for line in f if line[:3] == "cpu" and line[3].isdigit()]
-    except OSError:
-        return []
-    return [int(row[8]) for row in rows if len(row) > 8]
 
 
 def _counters(environment: Any) -> tuple[float, float, int, int]:
@@ -60,7 +52,7 @@ def _mark(environment: Any, name: str) -> None:
         "cpu": cpu,
         "requests": requests,
         "failures": failures,
-        "steal": _steal_ticks(),
+        "steal": steal_ticks_per_cpu(),
     }
     if name == "start" and "BENCH_METER_RESET_AFTER" not in os.environ:
         _open_latency_window()
@@ -83,7 +75,7 @@ def _on_request(response_time: float, **_: Any) -> None:
 @events.test_stopping.add_listener
 def _on_stopping(**_: Any) -> None:
     global _latency
-    _marks["stopping"] = {"wall": time.monotonic(), "steal": _steal_ticks()}
+    _marks["stopping"] = {"wall": time.monotonic(), "steal": steal_ticks_per_cpu()}
     if _latency is not None:
         _marks["latency"] = {
             "count": _latency.count,
@@ -133,7 +125,7 @@ def _reset_stats(environment: Any) -> None:
     if environment.runner is not None:
         environment.runner.stats.reset_all()
         environment.runner.exceptions = {}
-    _marks["reset"] = {"wall": time.monotonic(), "steal": _steal_ticks()}
+    _marks["reset"] = {"wall": time.monotonic(), "steal": steal_ticks_per_cpu()}
     _open_latency_window()
 
 
