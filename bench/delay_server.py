@@ -90,9 +90,15 @@ def serve_connection(conn: socket.socket, delay: float, response: bytes, held_fi
     except OSError:
         return
     finally:
-        if held:
-            with open(held_file, "a") as f:  # one write per connection: O_APPEND keeps it whole
-                f.write("".join(f"{us} {at}\n" for us, at in held))
+        # SIGTERM (the stop) waits until the figures are written: when a client closes and
+        # the server is stopped at once, it used to land in the write and lose them all
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            if held:
+                with open(held_file, "a") as f:  # one write per connection: O_APPEND keeps it whole
+                    f.write("".join(f"{us} {at}\n" for us, at in held))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
