@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from panacea_locust.cli.db import check_report, print_tables_and_kinds
 from panacea_locust.config import ConfigError, load_settings
-from panacea_locust.db_cli import check_report, print_tables_and_kinds
 
 __test__ = False  # a script, not a pytest module
 

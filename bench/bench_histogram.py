@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from hdrh.histogram import HdrHistogram
 
-from panacea_locust.histogram import (
+from panacea_locust.verdict.histogram import (
     HIGHEST_US,
     LOWEST_US,
     SIGNIFICANT_DIGITS,

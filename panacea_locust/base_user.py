@@ -15,8 +15,9 @@ from gevent import Timeout as GeventTimeout
 from locust import FastHttpUser, between
 
 from panacea_locust import __version__
-from panacea_locust.config import ENDPOINTS, get_settings
-from panacea_locust.cookie_jar import use_lazy_cookie_jar
+from panacea_locust.config import get_settings
+from panacea_locust.contract import ENDPOINTS
+from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import get_context
 from panacea_locust.user_index import allocator

@@ -20,38 +20,37 @@ from locust import User, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from panacea_locust import (
+from panacea_locust.config import ConfigError, Settings
+from panacea_locust.contract import ENDPOINTS
+from panacea_locust.hotpath import (
     gc_tuning,  # noqa: F401  (registers its listeners)
     inspect_warmup,  # noqa: F401  (registers its listener)
 )
-from panacea_locust.config import ENDPOINTS, ConfigError, Settings
-from panacea_locust.generator_health import (
-    CpuMeter,
-    GeneratorHealth,
-    read_cpu_times,
-    steal_percent,
-)
-from panacea_locust.results import (
-    EndpointCounts,
-    build_summary,
-    create_run_dir,
+from panacea_locust.report.summary import (
     generator_warnings,
     render_table,
     verdict_line,
     write_results,
 )
+from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import get_context
 from panacea_locust.shapes import add_shape_arguments
-from panacea_locust.thresholds import (
+from panacea_locust.user_index import allocator
+from panacea_locust.verdict.health import (
+    CpuMeter,
+    GeneratorHealth,
+    read_cpu_times,
+    steal_percent,
+)
+from panacea_locust.verdict.results import EndpointCounts, build_summary, create_run_dir
+from panacea_locust.verdict.thresholds import (
     EXIT_THRESHOLDS_FAILED,
     SLO,
     AbortTracker,
     SLOError,
     load_slo,
     mark_aborted,
-    render_thresholds_text,
 )
-from panacea_locust.user_index import allocator
 
 logger = logging.getLogger("panacea_locust")
 

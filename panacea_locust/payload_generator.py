@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 from urllib.parse import quote_plus
 
-from panacea_locust.config import ENDPOINTS_BY_KEY, Settings
+from panacea_locust.config import Settings
+from panacea_locust.contract import ENDPOINTS_BY_KEY
 
 LOG_LEVELS = ("fatal", "error", "warn", "info", "debug")
 COMPONENTS = (

@@ -11,7 +11,7 @@ from typing import Any
 
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.payload_generator import PayloadGenerator, PoolData
-from panacea_locust.tally import RunTally
+from panacea_locust.verdict.tally import RunTally
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 from clickhouse_data import settings_for
 from clickhouse_fixture import ClickHouseInfo, free_port
 
-from panacea_locust import db_cli
+from panacea_locust.cli import db as db_cli
 from panacea_locust.clickhouse_dao import ClickHouseDAO, load_pool_data
 from panacea_locust.reference_api.clickhouse_source import (
     ClickHouseSource,

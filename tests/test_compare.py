@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from panacea_locust import cli
-from panacea_locust.compare import (
+from panacea_locust.cli.compare import main, parse_tolerance
+from panacea_locust.verdict.compare import (
     FAILURE_RATIO_EPSILON,
     CompareInputError,
     compare_summaries,
-    main,
-    parse_tolerance,
 )
 
 SEARCH = "/api/v1/logs/search"

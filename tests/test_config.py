@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from panacea_locust.config import ENDPOINTS, ConfigError, load_settings
+from panacea_locust.config import ConfigError, load_settings
+from panacea_locust.contract import ENDPOINTS
 
 
 def test_defaults_match_the_original_design() -> None:

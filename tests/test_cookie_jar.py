@@ -13,7 +13,7 @@ from locust import FastHttpUser
 from locust.env import Environment
 from locust.event import Events
 
-from panacea_locust.cookie_jar import LazyCookieJar, use_lazy_cookie_jar
+from panacea_locust.hotpath.cookie_jar import LazyCookieJar, use_lazy_cookie_jar
 
 
 class _CookieHandler(BaseHTTPRequestHandler):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, clean_env, run_dirs, run_panacea
 
-from panacea_locust.config import ENDPOINT_NAMES, ENDPOINTS
+from panacea_locust.contract import ENDPOINT_NAMES, ENDPOINTS
 from panacea_locust.payload_generator import window_start
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 

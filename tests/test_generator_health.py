@@ -12,8 +12,10 @@ from locust.env import Environment
 from locust.event import Events
 
 from panacea_locust import event_handlers
-from panacea_locust.compare import compare_summaries, render_text
-from panacea_locust.generator_health import (
+from panacea_locust.report.compare import render_text
+from panacea_locust.report.summary import generator_warnings, render_markdown
+from panacea_locust.verdict.compare import compare_summaries
+from panacea_locust.verdict.health import (
     CpuMeter,
     CpuTimes,
     GeneratorHealth,
@@ -21,7 +23,6 @@ from panacea_locust.generator_health import (
     steal_percent,
     steal_ticks_per_cpu,
 )
-from panacea_locust.results import generator_warnings, render_markdown
 
 STAT = "cpu  100 5 50 800 10 0 5 30 0 0\ncpu0 50 2 25 400 5 0 2 15 0 0\nintr 1 2 3\n"
 

@@ -14,7 +14,7 @@ import msgpack
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from panacea_locust.histogram import (
+from panacea_locust.verdict.histogram import (
     HIGHEST_US,
     LOWEST_US,
     SIGNIFICANT_DIGITS,

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from panacea_locust import __version__
-from panacea_locust.config import ENDPOINTS, load_settings
+from panacea_locust.config import load_settings
+from panacea_locust.contract import ENDPOINTS
 from panacea_locust.payload_generator import PayloadGenerator, UserPool
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 

@@ -24,7 +24,8 @@ import pytest
 from conftest import http_server
 
 from panacea_locust import payload_generator as pg
-from panacea_locust.config import ENDPOINTS, load_settings
+from panacea_locust.config import load_settings
+from panacea_locust.contract import ENDPOINTS
 from panacea_locust.payload_generator import PayloadGenerator, PoolData, RequestSpec, UserPool
 
 
@@ -167,7 +168,7 @@ def gc_state() -> Iterator[None]:
 
 @pytest.mark.usefixtures("gc_state")
 def test_gc_freezes_survivors_and_reclaims_after_a_ramp_down() -> None:
-    from panacea_locust import gc_tuning
+    from panacea_locust.hotpath import gc_tuning
 
     gc_tuning._on_init()
     assert gc.get_threshold() == gc_tuning.GC_THRESHOLD
@@ -271,7 +272,7 @@ def test_inspect_caches_are_warm_before_locust_stops_a_test() -> None:
     import locust.runners
     from locust import events
 
-    from panacea_locust import inspect_warmup
+    from panacea_locust.hotpath import inspect_warmup
 
     runners_file = inspect.getsourcefile(locust.runners)
     assert runners_file is not None

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from panacea_locust.histogram import HistogramSet
-from panacea_locust.results import (
-    EndpointCounts,
-    build_summary,
-    create_run_dir,
+from panacea_locust.report.summary import (
     render_markdown,
     render_table,
-    safe_label,
     verdict_line,
     write_results,
 )
-from panacea_locust.tally import RunTally
+from panacea_locust.verdict.histogram import HistogramSet
+from panacea_locust.verdict.results import (
+    EndpointCounts,
+    build_summary,
+    create_run_dir,
+    safe_label,
+)
+from panacea_locust.verdict.tally import RunTally
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 SEARCH, INFO = "/api/v1/logs/search", "/api/v1/logs/info"

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from panacea_locust.thresholds import (
+from panacea_locust.report.thresholds import render_thresholds_text  # noqa: E402
+from panacea_locust.verdict.thresholds import (
     EXIT_THRESHOLDS_FAILED,
     SLO,
     AbortTracker,
@@ -16,8 +17,6 @@ from panacea_locust.thresholds import (
     exit_code,
     load_slo,
     mark_aborted,
-    render_thresholds_md,
-    render_thresholds_text,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,14 +275,10 @@ def test_renderers(tmp_path: Path) -> None:
     assert text.splitlines()[0] == "Thresholds: FAILED (2 of 3 rules failed)"
     assert "<= 100.0 ms" in text and "120.0 ms" in text and ">= 5.00/s" in text
     assert "n/a (no requests)" in text and text.count("FAIL") == 3
-    md = render_thresholds_md(block)
-    assert md.startswith("## Thresholds: FAILED")
-    assert "| `total` | `p95_ms` | <= 100.0 ms | 120.0 ms | **FAIL** |" in md
-    assert f"| `{ASK}` | `p99_ms` |" in md
     assert "PASSED (all 1 rules passed)" in render_thresholds_text(
         slo_of("[total]\np95_ms = 500", tmp_path).evaluate(summary(stats()))
     )
-    assert "no thresholds configured" in render_thresholds_md({"passed": True, "rules": []})
+    assert "no thresholds configured" in render_thresholds_text({"passed": True, "rules": []})
 
 
 def test_an_aborted_run_fails(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import gevent
 from locust import events
 
-from panacea_locust.generator_health import steal_ticks_per_cpu
+from panacea_locust.verdict.health import steal_ticks_per_cpu
 
 _marks: dict[str, Any] = {}
 _latency: Any = None  # a LatencyHistogram while the steady window is open
@@ -61,7 +61,7 @@ def _mark(environment: Any, name: str) -> None:
 def _open_latency_window() -> None:
     global _latency
     if os.environ.get("BENCH_METER_LATENCY") == "1" and _latency is None:
-        from panacea_locust.histogram import LatencyHistogram
+        from panacea_locust.verdict.histogram import LatencyHistogram
 
         _latency = LatencyHistogram()
 

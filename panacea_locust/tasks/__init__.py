@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from panacea_locust.config import ENDPOINTS, get_settings
+from panacea_locust.config import get_settings
+from panacea_locust.contract import ENDPOINTS
 from panacea_locust.tasks.ai_tasks import AI_TASKS
 from panacea_locust.tasks.events_tasks import EVENTS_TASKS
 from panacea_locust.tasks.logs_tasks import LOGS_TASKS

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from panacea_locust.histogram import HistogramSet
+from panacea_locust.verdict.histogram import HistogramSet
 
 
 class RunTally:

@@ -18,7 +18,7 @@ from types import FrameType
 
 import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
-from panacea_locust.results import create_run_dir
+from panacea_locust.verdict.results import create_run_dir
 
 PACKAGE_DIR = Path(panacea_locust.__file__).resolve().parent
 SCENARIOS = ("smoke", "load", "stress", "analytics")

@@ -8,6 +8,7 @@ them as well. A result that records both lets a regression be told from a busy g
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,3 +125,12 @@ class GeneratorHealth:
             "workers_sampled": len(self.workers_sampled),
             "warnings": self.warnings(),
         }
+
+
+def load_generator_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """``run.load_generator.warnings``: reasons to doubt the run's latencies; tolerant of
+    summaries written before the field existed, or by hand."""
+    run = summary.get("run")
+    health = run.get("load_generator") if isinstance(run, Mapping) else None
+    warnings = health.get("warnings") if isinstance(health, Mapping) else None
+    return [w for w in warnings or [] if isinstance(w, str)]

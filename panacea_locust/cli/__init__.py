@@ -8,10 +8,10 @@ from importlib import import_module
 
 #: sub-command -> (module, one-line help); each module exposes ``main(argv) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("panacea_locust.runner", "run a load test headless and write its results"),
-    "reference-api": ("panacea_locust.reference_api.server", "serve the reference Panacea API"),
-    "db": ("panacea_locust.db_cli", "ClickHouse: init, seed and check the reference schema"),
-    "compare": ("panacea_locust.compare", "compare two runs and flag regressions"),
+    "run": ("panacea_locust.cli.run", "run a load test headless and write its results"),
+    "reference-api": ("panacea_locust.cli.reference_api", "serve the reference Panacea API"),
+    "db": ("panacea_locust.cli.db", "ClickHouse: init, seed and check the reference schema"),
+    "compare": ("panacea_locust.cli.compare", "compare two runs and flag regressions"),
 }
 
 

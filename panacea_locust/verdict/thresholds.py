@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,18 +296,16 @@ class AbortTracker:
             if now - since >= rule.abort_grace_s:
                 self.reason = (
                     f"SLO abort: {rule.scope} {rule.metric} = "
-                    f"{_fmt(rule.metric, observed)} breaks the limit "
-                    f"{rule.comparator} {_fmt(rule.metric, rule.limit)} for "
+                    f"{format_value(rule.metric, observed)} breaks the limit "
+                    f"{rule.comparator} {format_value(rule.metric, rule.limit)} for "
                     f"{now - since:.0f} s (abort_grace_s = {rule.abort_grace_s:g})"
                 )
                 return self.reason
         return None
 
 
-# --- rendering -----------------------------------------------------------------------------
-
-
-def _fmt(metric: str, value: float | None) -> str:
+def format_value(metric: str, value: float | None) -> str:
+    """A rule's limit or observed value with its unit, as people read it."""
     if value is None:
         return "n/a"
     if metric.endswith("_ms"):
@@ -315,68 +313,3 @@ def _fmt(metric: str, value: float | None) -> str:
     if metric.endswith("_ratio"):
         return f"{value:.4f}"
     return f"{value:.2f}/s"
-
-
-def _verdict_line(block: Mapping[str, Any]) -> str:
-    rules: Sequence[Mapping[str, Any]] = block.get("rules") or []
-    failed = sum(1 for r in rules if not r.get("passed"))
-    if block.get("aborted"):
-        return (
-            f"FAILED (stopped early: {block['aborted']}; {failed} of {len(rules)} rules "
-            f"failed at the end)"
-        )
-    if not rules:
-        return "no thresholds configured"
-    if failed:
-        return f"FAILED ({failed} of {len(rules)} rules failed)"
-    return f"PASSED (all {len(rules)} rules passed)"
-
-
-def _rows(block: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    rows = []
-    for r in block.get("rules") or []:
-        metric = str(r.get("metric", ""))
-        comparator = ">=" if metric == "min_rps" else "<="
-        observed = r.get("observed")
-        rows.append(
-            (
-                str(r.get("scope", "")),
-                metric,
-                f"{comparator} {_fmt(metric, r.get('limit'))}",
-                _fmt(metric, observed) if observed is not None else "n/a (no requests)",
-                "pass" if r.get("passed") else "FAIL",
-            )
-        )
-    return rows
-
-
-def render_thresholds_md(block: Mapping[str, Any]) -> str:
-    """Markdown section for summary.md: a verdict line and one table row per rule."""
-    lines = [f"## Thresholds: {_verdict_line(block)}", ""]
-    rows = _rows(block)
-    if rows:
-        lines += ["| Scope | Rule | Limit | Observed | Result |", "| --- | --- | --- | --- | --- |"]
-        for scope, metric, limit, observed, result in rows:
-            shown = "**FAIL**" if result == "FAIL" else result
-            cells = [c.replace("|", "\\|") for c in (scope, metric, limit, observed, shown)]
-            lines.append("| `" + "` | `".join(cells[:2]) + "` | " + " | ".join(cells[2:]) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def render_thresholds_text(block: Mapping[str, Any]) -> str:
-    """Plain aligned table for the terminal (no colours: it also lands in CI logs)."""
-    header = ("scope", "rule", "limit", "observed", "result")
-    rows = _rows(block)
-    lines = [f"Thresholds: {_verdict_line(block)}"]
-    if rows:
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            lines.append(
-                "  "
-                + "  ".join(
-                    cell.ljust(w) if i < 2 or i == 4 else cell.rjust(w)
-                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-                ).rstrip()
-            )
-    return "\n".join(lines)

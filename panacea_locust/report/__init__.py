@@ -1,0 +1,1 @@
+"""How results read: terminal text, Markdown and HTML renderings of a verdict or a comparison."""

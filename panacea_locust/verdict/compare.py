@@ -1,0 +1,267 @@
+"""Two runs' summaries side by side, regressions flagged: the judgement of ``compare``.
+
+A regression is, per endpoint and in total:
+- p95 or p99 grew by more than the tolerance (relative, default 10 %) AND by more than the
+  noise floor (absolute, default 5 ms): fast endpoints jitter by a few ms, which is no news;
+  A percentile is judged only where both runs put at least ``--min-tail-samples`` (default 5)
+  requests beyond it (p95 needs 100 requests, p99 500): a p99 of 40 samples is their
+  maximum, and a maximum is noise, not a regression;
+- or the failure ratio grew by more than ``FAILURE_RATIO_EPSILON`` (0.001 = 0.1 percentage
+  point, absolute): any real new failure mode shows up, rounding noise does not.
+p50 and RPS are shown for context but never flagged (RPS depends on the user count).
+Endpoints present in only one run are listed as added or removed, never flagged.
+
+Pure: the renderers live in ``report.compare``, the command in ``cli.compare``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from panacea_locust.verdict.health import load_generator_warnings
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_BAD_INPUT = 2
+
+TOTAL_SCOPE = "total"
+METRICS: tuple[str, ...] = ("p50_ms", "p95_ms", "p99_ms", "rps", "failure_ratio")
+GUARDED_LATENCIES: tuple[str, ...] = ("p95_ms", "p99_ms")
+CHART_METRICS: tuple[str, ...] = ("p50_ms", "p95_ms", "p99_ms")
+DEFAULT_TOLERANCE = 0.10
+DEFAULT_NOISE_FLOOR_MS = 5.0
+DEFAULT_MIN_TAIL_SAMPLES = 5
+_QUANTILE = {"p95_ms": 0.95, "p99_ms": 0.99}
+FAILURE_RATIO_EPSILON = 0.001
+
+
+class CompareInputError(ValueError):
+    """Unusable input (missing folder or summary.json, bad JSON, bad option); one line."""
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    metric: str
+    base: float | None
+    cur: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.base is None or self.cur is None:
+            return None
+        return self.cur - self.base
+
+    @property
+    def delta_pct(self) -> float | None:
+        """Relative change in percent; None when the baseline is 0 or missing."""
+        if self.delta is None or not self.base:
+            return None
+        return self.delta / self.base * 100.0
+
+
+@dataclass
+class ScopeComparison:
+    """One endpoint (or ``total``): ``status`` is "compared", "added" or "removed"."""
+
+    scope: str
+    status: str
+    metrics: dict[str, MetricDelta]
+    regressions: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions)
+
+    def regressed_metrics(self) -> set[str]:
+        return {reason.split(" ", 1)[0] for reason in self.regressions}
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    current: str
+    tolerance: float
+    noise_floor_ms: float
+    scopes: list[ScopeComparison]
+    #: why either run's latencies may be doubtful (its load generator's warnings)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return any(scope.regressed for scope in self.scopes)
+
+    @property
+    def regressions(self) -> list[tuple[str, str]]:
+        """(scope, reason) for every flagged metric."""
+        return [(s.scope, reason) for s in self.scopes for reason in s.regressions]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "current": self.current,
+            "tolerance": self.tolerance,
+            "noise_floor_ms": self.noise_floor_ms,
+            "flagged": self.flagged,
+            "notes": self.notes,
+            "scopes": [
+                {
+                    "scope": s.scope,
+                    "status": s.status,
+                    "regressions": s.regressions,
+                    "metrics": {
+                        m: {
+                            "baseline": d.base,
+                            "current": d.cur,
+                            "delta": d.delta,
+                            "delta_pct": d.delta_pct,
+                        }
+                        for m, d in s.metrics.items()
+                    },
+                }
+                for s in self.scopes
+            ],
+        }
+
+
+# --- the comparison (pure) -----------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _has_requests(stats: Any) -> bool:
+    return isinstance(stats, Mapping) and (_number(stats.get("requests")) or 0) > 0
+
+
+def _failure_ratio(stats: Mapping[str, Any]) -> float | None:
+    ratio = _number(stats.get("failure_ratio"))
+    if ratio is None:
+        failures, requests = _number(stats.get("failures")), _number(stats.get("requests"))
+        if failures is not None and requests:
+            ratio = failures / requests
+    return ratio
+
+
+def _metric(stats: Mapping[str, Any] | None, metric: str) -> float | None:
+    if not _has_requests(stats):
+        return None
+    assert stats is not None
+    return _failure_ratio(stats) if metric == "failure_ratio" else _number(stats.get(metric))
+
+
+def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> bool:
+    """Whether ``requests`` put at least ``min_tail_samples`` beyond ``metric``'s percentile."""
+    if requests is None:
+        return False
+    return requests * (1.0 - _QUANTILE[metric]) + 1e-9 >= min_tail_samples
+
+
+def _regressions(
+    metrics: Mapping[str, MetricDelta],
+    tolerance: float,
+    noise_floor_ms: float,
+    requests: tuple[float | None, float | None] = (None, None),
+    min_tail_samples: int = 0,
+) -> list[str]:
+    reasons = []
+    for name in GUARDED_LATENCIES:
+        d = metrics[name]
+        if d.base is None or d.cur is None or d.delta is None:
+            continue
+        if min_tail_samples and not all(enough_tail(n, name, min_tail_samples) for n in requests):
+            continue
+        if d.cur > d.base * (1.0 + tolerance) and d.delta > noise_floor_ms:
+            pct = f"{d.delta_pct:+.1f}%, " if d.delta_pct is not None else ""
+            reasons.append(f"{name} {d.base:.1f} -> {d.cur:.1f} ms ({pct}{d.delta:+.1f} ms)")
+    fr = metrics["failure_ratio"]
+    if fr.delta is not None and fr.delta > FAILURE_RATIO_EPSILON:
+        assert fr.base is not None and fr.cur is not None
+        reasons.append(
+            f"failure_ratio {fr.base:.2%} -> {fr.cur:.2%} ({fr.delta * 100:+.2f} points)"
+        )
+    return reasons
+
+
+def compare_summaries(
+    base: Mapping[str, Any],
+    cur: Mapping[str, Any],
+    tolerance: float,
+    noise_floor_ms: float,
+    min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES,
+) -> Comparison:
+    """Compare two results-contract summaries; ``tolerance`` is a fraction (0.10 = 10 %).
+
+    ``min_tail_samples`` = 0 judges every percentile whatever the sample count.
+    """
+    for which, summary in (("baseline", base), ("current", cur)):
+        if not isinstance(summary.get("total"), Mapping):
+            raise CompareInputError(f"the {which} summary has no 'total' section")
+        if not isinstance(summary.get("endpoints") or {}, Mapping):
+            raise CompareInputError(f"the {which} summary's 'endpoints' is not an object")
+    base_eps = base.get("endpoints") or {}
+    cur_eps = cur.get("endpoints") or {}
+    names = sorted(
+        n
+        for n in {*base_eps, *cur_eps}
+        if _has_requests(base_eps.get(n)) or _has_requests(cur_eps.get(n))
+    )
+    scopes = []
+    for name in [TOTAL_SCOPE, *names]:
+        b = base["total"] if name == TOTAL_SCOPE else base_eps.get(name)
+        c = cur["total"] if name == TOTAL_SCOPE else cur_eps.get(name)
+        metrics = {m: MetricDelta(m, _metric(b, m), _metric(c, m)) for m in METRICS}
+        if name == TOTAL_SCOPE or (_has_requests(b) and _has_requests(c)):
+            status = "compared"
+            counts = (_number((b or {}).get("requests")), _number((c or {}).get("requests")))
+            reasons = _regressions(metrics, tolerance, noise_floor_ms, counts, min_tail_samples)
+        else:
+            status, reasons = ("removed" if _has_requests(b) else "added"), []
+        scopes.append(ScopeComparison(name, status, metrics, reasons))
+    return Comparison(
+        baseline=_run_title(base),
+        current=_run_title(cur),
+        tolerance=tolerance,
+        noise_floor_ms=noise_floor_ms,
+        scopes=scopes,
+        notes=[
+            f"{which}: load generator: {w}"
+            for which, summary in (("baseline", base), ("current", cur))
+            for w in load_generator_warnings(summary)
+        ],
+    )
+
+
+def _run_title(summary: Mapping[str, Any]) -> str:
+    run = summary.get("run") if isinstance(summary.get("run"), Mapping) else {}
+    assert isinstance(run, Mapping)
+    parts = [str(run[k]) for k in ("id", "label") if run.get(k)]
+    if run.get("started_at"):
+        parts.append(f"started {run['started_at']}")
+    return ", ".join(dict.fromkeys(parts)) or "unnamed run"
+
+
+def load_summary(run: str | Path, which: str) -> dict[str, Any]:
+    """summary.json of a run folder (or the file itself); ``CompareInputError`` if unusable."""
+    path = Path(run)
+    if not path.exists():
+        raise CompareInputError(f"{which} run folder {str(path)!r} does not exist")
+    file = path if path.is_file() else path / "summary.json"
+    if not file.is_file():
+        raise CompareInputError(f"{which} run folder {str(path)!r} has no summary.json")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompareInputError(f"cannot read {file}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise CompareInputError(f"{file} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("total"), Mapping):
+        raise CompareInputError(f"{file} is not a panacea-locust summary (no 'total' section)")
+    return data

@@ -1,0 +1,121 @@
+"""The durable result of a run: ``results/<UTC time>_<label>/summary.json`` and ``summary.md``.
+
+Pure logic: the Locust glue hands in plain counts and histograms; this module shapes them
+into the results contract and makes the run's folder without ever reusing an earlier one.
+``report.summary`` renders and writes the files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from panacea_locust.verdict.histogram import HistogramSet, LatencyHistogram
+
+#: Percentile keys of the contract and the percentile each stands for.
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50_ms", 50.0), ("p90_ms", 90.0), ("p95_ms", 95.0), ("p99_ms", 99.0), ("p999_ms", 99.9),
+)  # fmt: skip
+TOTAL = "total"
+
+
+@dataclass
+class EndpointCounts:
+    """What Locust counted for one request name."""
+
+    requests: int = 0
+    failures: int = 0
+    rps: float = 0.0
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def metrics(
+    counts: EndpointCounts, histogram: LatencyHistogram | None, acceptable: Mapping[str, int]
+) -> dict[str, Any]:
+    """The contract's metric block for one scope (an endpoint, or the total)."""
+    has = histogram is not None and histogram.count > 0
+    block: dict[str, Any] = {
+        "requests": counts.requests,
+        "failures": counts.failures,
+        "failure_ratio": round(counts.failures / counts.requests, 6) if counts.requests else 0.0,
+        "acceptable": {code: n for code, n in sorted(acceptable.items())},
+        "rps": round(counts.rps, 3),
+        "min_ms": _ms(histogram.min_ms) if has and histogram else None,
+        "mean_ms": _ms(histogram.mean_ms) if has and histogram else None,
+    }
+    for key, q in PERCENTILES:
+        block[key] = _ms(histogram.percentile(q)) if has and histogram else None
+    block["max_ms"] = _ms(histogram.max_ms) if has and histogram else None
+    return block
+
+
+def build_summary(
+    run: dict[str, Any],
+    counts: Mapping[str, EndpointCounts],
+    total: EndpointCounts,
+    histograms: HistogramSet | Mapping[str, LatencyHistogram],
+    acceptable: Mapping[str, Mapping[str, int]],
+    endpoint_order: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """SPEC's ``summary.json``: ``run``, ``total`` and ``endpoints`` (thresholds added later).
+
+    ``histograms`` holds one histogram per request name and one under ``"total"``.
+    Endpoints are listed in ``endpoint_order`` first (the contract's), then any others.
+    """
+    names = [n for n in endpoint_order if n in counts] + sorted(
+        n for n in counts if n not in endpoint_order
+    )
+    endpoints = {}
+    for name in names:
+        block = metrics(counts[name], histograms.get(name), acceptable.get(name, {}))
+        block["failures_by_reason"] = dict(
+            sorted(counts[name].failures_by_reason.items(), key=lambda kv: -kv[1])
+        )
+        endpoints[name] = block
+    all_acceptable: dict[str, int] = {}
+    for codes in acceptable.values():
+        for code, n in codes.items():
+            all_acceptable[code] = all_acceptable.get(code, 0) + n
+    total_block = metrics(total, histograms.get(TOTAL), all_acceptable)
+    total_block["failures_by_reason"] = _sum_reasons(counts.values())
+    return {"run": run, "total": total_block, "endpoints": endpoints}
+
+
+def _sum_reasons(counts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for reason, n in c.failures_by_reason.items():
+            out[reason] = out.get(reason, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_label(label: str) -> str:
+    """A label usable in a folder name: ``load test #2`` becomes ``load-test-2``."""
+    return _LABEL_RE.sub("-", label).strip("-.") or "run"
+
+
+def create_run_dir(base: str | os.PathLike[str], label: str, now: datetime) -> Path:
+    """Make ``base/<UTC time>_<label>`` (``_2``, ``_3`` ... if taken); never reuse a folder."""
+    root = Path(base)
+    root.mkdir(parents=True, exist_ok=True)
+    stem = f"{now:%Y%m%dT%H%M%SZ}_{safe_label(label)}"
+    for attempt in range(1, 10_000):
+        candidate = root / (stem if attempt == 1 else f"{stem}_{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise RuntimeError(f"no free results folder for {stem} under {root}")
