@@ -1,9 +1,9 @@
 """Throughput of the reference Panacea API on one core, latency model off.
 
 Starts the server (``--latency off --prewarm``) pinned to one CPU, builds a mixed stream of
-requests to all twelve endpoints (the contract's task weights; bodies, filters and ids drawn as
-the load side's payload builders draw them, so about 5% of ids are unknown; about 2% contract
-violations; 200 sessions), and drives it from another CPU
+requests to all twelve endpoints (the contract's task weights; bodies, filters and ids drawn by
+the load side's own ``PayloadGenerator`` from 200 users' pools with the default settings, so
+about 5% of ids are unknown; about 2% contract violations), and drives it from another CPU
 with keep-alive connections: ``wrk`` with a Lua script when installed, else a small asyncio
 client. Runs several rounds and prints the median requests per second against the 5,000 target.
 
@@ -27,36 +27,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from panacea_locust.reference_api.contract import COMPONENTS, ENDPOINTS, LOG_LEVELS
+from panacea_locust import __version__
+from panacea_locust.config import Settings
+from panacea_locust.contract import ENDPOINTS
+from panacea_locust.payload_generator import PayloadGenerator, UserPool
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 
 TARGET_RPS = 5000.0
-EPOCH = 1704067200  # 2024-01-01T00:00:00Z
-SPAN_DAYS = 180
-CASE_BASE = 12_340_000
-SEARCH_STRINGS = (
-    "Cassandra",
-    "timeout",
-    "heartbeat",
-    "Stargate",
-    "OOM",
-    "disk full",
-    "leader election",
-    "snapshot",
-    "vdisk",
-    "RPC failed",
-    "degraded",
-    "checksum",
-    "Zookeeper session",
-    "curator scan",
-)
-QUESTIONS = (
-    "Why did {c} restart on {ip}?",
-    "Summarise the {l} messages from {c} in this bundle.",
-    "Is there a disk failure on CVM {ip}?",
-    "Which services logged fatal errors?",
-    "Explain the {c} errors and suggest a next step for the support engineer.",
-)
 
 
 @dataclass
@@ -67,145 +44,30 @@ class Req:
     body: str | None
 
 
-def _iso(ts: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def _private_ip(rng: random.Random) -> str:
-    return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-
-
 def build_requests(n: int, seed: int, users: int = 200) -> list[Req]:
-    """``n`` requests in the contract's weights, drawn the way the load side draws them (per-user
-    windows of 50 bundle ids and 20 combo ids with 30% overlap, 1 to 10 ids per request, sparse
-    filters in 70% of the logs requests, cases ``12340000 + bundle id``, random bundle paths),
-    plus about 2% contract violations."""
+    """``n`` requests in the contract's weights, each built by the load side's payload builder
+    for one of ``users`` users (pools from the default settings and ``seed``: the ids, cases,
+    paths and filters a load test sends), plus about 2% contract violations."""
+    # the defaults, whatever the shell's variables say: the mix must not drift between hosts
+    settings = Settings.model_construct(loadtest_seed=seed)
+    generator = PayloadGenerator(settings)
+    pools = [UserPool.build(g, settings) for g in range(users)]
     rng = random.Random(seed)
     weights = [e.weight for e in ENDPOINTS]
-    pools = []
-    for g in range(users):
-        b0 = (g * 35) % (201 - 50) + 800
-        c0 = (g * 14) % (200 - 20 + 1) + 1
-        bids = list(range(b0, b0 + 50))
-        paths = []
-        for _ in range(15):
-            ts = EPOCH + rng.randrange(SPAN_DAYS * 86400)
-            paths.append(
-                f"/users/john.doe/NTNX-Log-{_iso(ts)[:10]}-{rng.randrange(10000, 99999)}"
-                f"-{ts}-PE-{_private_ip(rng)}.zip"
-            )
-        pools.append(
-            {
-                "sid": f"{rng.getrandbits(128):032x}",
-                "uid": f"loadtest_user_{g:05d}",
-                "bundles": bids,
-                "combos": list(range(c0, c0 + 20)),
-                "cases": [f"{CASE_BASE + bids[i * 5]:09d}" for i in range(10)],
-                "paths": paths,
-                "ips": sorted({p.rsplit("-PE-", 1)[1][:-4] for p in paths}),
-            }
-        )
-
-    def some(pool: dict, most: int = 10) -> list[int]:
-        return sorted(rng.sample(pool["bundles"], rng.randint(1, most)))
-
-    def window() -> tuple[str, str]:
-        start = EPOCH + rng.randrange(SPAN_DAYS) * 86400 + rng.randrange(24) * 3600
-        return _iso(start), _iso(start + rng.choice((1, 2, 6, 12, 24)) * 3600)
-
-    def with_filters(pool: dict, body: dict[str, object]) -> dict[str, object]:
-        if rng.random() < 0.7:
-            f: dict[str, object] = {}
-            if rng.random() < 0.5:
-                f["components"] = rng.sample(COMPONENTS, rng.randint(1, 3))
-            if rng.random() < 0.6:
-                f["log_levels"] = rng.sample(LOG_LEVELS[:3], rng.randint(1, 2))
-            if rng.random() < 0.3:
-                f["cvm_ips"] = rng.sample(pool["ips"], min(2, len(pool["ips"])))
-            if rng.random() < 0.4:
-                f["start_time"], f["end_time"] = window()
-            if rng.random() < 0.4:
-                f["search_log_string"] = rng.choice(SEARCH_STRINGS)
-            if rng.random() < 0.2:
-                f["is_curated"] = rng.random() < 0.5
-            body["filters"] = f
-        return body
-
     out: list[Req] = []
     for _ in range(n):
         pool = rng.choice(pools)
         headers = {
-            "Authorization": f"Bearer mock-token-{pool['uid']}",
-            "X-Session-Id": pool["sid"],
-            "User-Agent": f"PanaceaLocust/1.0.0 User-{pool['uid']}",
+            "Authorization": f"Bearer mock-token-{pool.user_id}",
+            "X-Session-Id": pool.session_id,
+            "User-Agent": f"PanaceaLocust/{__version__} User-{pool.user_id}",
             "Content-Type": "application/json",
         }
         ep = rng.choices(ENDPOINTS, weights)[0]
-        path, body = ep.template, None
-        b: dict[str, object] = {}
-        if ep.name == "analyze":
-            b = {
-                "remote_log_bundle_path": rng.choice(pool["paths"]),
-                "sfdc_case_no": rng.choice(pool["cases"]),
-                "is_retry": rng.random() < 0.1,
-            }
-        elif ep.name in ("info", "report_summary"):
-            path += f"?bundle_id={rng.choice(pool['bundles'])}"
-        elif ep.name == "filter-options":
-            path += "?" + "&".join(f"bundle_ids={i}" for i in some(pool, 5))
-        elif ep.name == "events":
-            path += (
-                f"?combo_id={rng.choice(pool['combos'])}"
-                if rng.random() < 0.3
-                else f"?bundle_id={rng.choice(pool['bundles'])}"
-            )
-        elif ep.name == "by-sfdc-case":
-            path = path.replace("{sfdc_case_no}", rng.choice(pool["cases"]))
-        elif ep.name == "severity-count":
-            b = with_filters(pool, {"bundle_ids": some(pool)})
-        elif ep.name == "histogram":
-            b = with_filters(
-                pool, {"bundle_ids": some(pool), "interval": rng.choice(("1m", "5m", "15m", "1h"))}
-            )
-        elif ep.name == "heatmap":
-            b = with_filters(
-                pool,
-                {
-                    "bundle_ids": some(pool),
-                    "group_by": rng.choice(("component", "cvm_ip", "log_level")),
-                },
-            )
-        elif ep.name == "search":
-            b = with_filters(
-                pool,
-                {
-                    "bundle_ids": some(pool, 4),
-                    "page_size": rng.choice((10, 20, 20, 50, 100)),
-                    "page_no": rng.choice((1, 1, 1, 2, 3)),
-                },
-            )
-        elif ep.name == "ask-ai":
-            q = rng.choice(QUESTIONS).format(
-                c=rng.choice(COMPONENTS), l=rng.choice(LOG_LEVELS), ip=rng.choice(pool["ips"])
-            )
-            b = {"bundle_id": rng.choice(pool["bundles"]), "question": q}
-        elif ep.name == "reports":
-            b = {"page_no": rng.choice((1, 1, 2)), "page_size": rng.choice((10, 20, 50))}
-            rf: dict[str, object] = {}
-            if rng.random() < 0.4:
-                rf["sfdc_case_no"] = rng.choice(pool["cases"])
-            if rng.random() < 0.3:
-                rf["bundle_ids"] = some(pool, 5)
-            if rng.random() < 0.4:
-                rf["status"] = rng.sample(["queued", "processing", "completed"], rng.randint(1, 2))
-            if rng.random() < 0.3:
-                rf["start_time"], rf["end_time"] = window()
-            if rf:
-                b["filters"] = rf
-            if rng.random() < 0.6:
-                b["sort_by"] = rng.choice(("created_at", "bundle_id"))
-                b["sort_order"] = rng.choice(("asc", "desc"))
-        if ep.method == "POST":
+        spec = generator.build(ep.key, pool)
+        body = None
+        if spec.json is not None:
+            b = dict(spec.json)
             if rng.random() < 0.01:
                 b["unexpected"] = True
             body = json.dumps(b)
@@ -214,7 +76,7 @@ def build_requests(n: int, seed: int, users: int = 200) -> list[Req]:
             del headers["Authorization"]
         elif broken < 0.01:
             headers["X-Session-Id"] = "not-a-session"
-        out.append(Req(ep.method, path, headers, body))
+        out.append(Req(spec.method, spec.url, headers, body))
     return out
 
 

@@ -26,13 +26,18 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
 from panacea_locust.config import Settings, get_settings
+from panacea_locust.contract import (
+    SCHEMA_VARIABLES,
+    SESSION_ID_PATTERN,
+    SFDC_CASE_PATTERN,
+    SchemaNames,
+)
 from panacea_locust.payload_generator import POOL_KINDS, PoolData
 
 logger = logging.getLogger("panacea_locust.clickhouse")
 
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-SESSION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-SFDC_CASE_RE = re.compile(r"^[0-9]{9}$")
+SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
+SFDC_CASE_RE = re.compile(SFDC_CASE_PATTERN)
 
 # ClickHouse server error codes this module explains in words.
 _AUTH_CODES = {192, 193, 194, 516}  # unknown user, wrong password, required password, auth failed
@@ -45,86 +50,26 @@ class ClickHouseError(Exception):
     """A ClickHouse operation failed; ``str(err)`` is one line naming the cause, no secret."""
 
 
-def quote_identifier(name: str) -> str:
-    """``name`` backquoted, after checking it is a plain identifier (no quoting games)."""
-    if not _IDENTIFIER_RE.match(name):
-        raise ValueError(f"not a plain ClickHouse identifier: {name!r}")
-    return f"`{name}`"
+def names_from_settings(settings: Settings) -> SchemaNames:
+    """The names the settings give: each ``CLICKHOUSE_*`` name setting of the contract's table."""
+    return SchemaNames(**{f: getattr(settings, v.lower()) for f, v in SCHEMA_VARIABLES.items()})
 
 
-@dataclass(frozen=True)
-class Names:
-    """The database, table and column names in use (SPEC's reference schema by default)."""
-
-    database: str = "panacea"
-    user_sessions: str = "user_sessions"
-    log_bundles: str = "log_bundles"
-    combo_bundles: str = "combo_bundles"
-    sfdc_cases: str = "sfdc_cases"
-    user_id: str = "user_id"
-    session_id: str = "session_id"
-    created_at: str = "created_at"
-    bundle_id: str = "bundle_id"
-    sfdc_case_no: str = "sfdc_case_no"
-    remote_log_bundle_path: str = "remote_log_bundle_path"
-    status: str = "status"
-    combo_id: str = "combo_id"
-    bundle_ids: str = "bundle_ids"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Names:
-        s = settings
-        return cls(
-            database=s.clickhouse_database,
-            user_sessions=s.clickhouse_user_sessions_table,
-            log_bundles=s.clickhouse_log_bundles_table,
-            combo_bundles=s.clickhouse_combo_bundles_table,
-            sfdc_cases=s.clickhouse_sfdc_cases_table,
-            user_id=s.clickhouse_user_id_column,
-            session_id=s.clickhouse_session_id_column,
-            created_at=s.clickhouse_created_at_column,
-            bundle_id=s.clickhouse_bundle_id_column,
-            sfdc_case_no=s.clickhouse_sfdc_case_column,
-            remote_log_bundle_path=s.clickhouse_bundle_path_column,
-            status=s.clickhouse_status_column,
-            combo_id=s.clickhouse_combo_id_column,
-            bundle_ids=s.clickhouse_combo_bundle_ids_column,
-        )
-
-    def __post_init__(self) -> None:
-        for value in vars(self).values():
-            quote_identifier(value)  # raises on anything but a plain name
-
-    def q(self, attr: str) -> str:
-        """The backquoted name held in field ``attr``."""
-        return quote_identifier(getattr(self, attr))
-
-    def table(self, attr: str) -> str:
-        """The backquoted, database-qualified table held in field ``attr``."""
-        return f"{self.q('database')}.{self.q(attr)}"
-
-    def shown(self, attr: str) -> str:
-        """``database.table`` for messages."""
-        return f"{self.database}.{getattr(self, attr)}"
-
-    # table attribute -> its columns, as (column attribute, type) in SPEC's order
-    def columns(self) -> dict[str, list[tuple[str, str]]]:
-        return {
-            "user_sessions": [
-                ("user_id", "String"), ("session_id", "String"), ("created_at", "DateTime"),
-            ],
-            "log_bundles": [
-                ("bundle_id", "UInt32"), ("sfdc_case_no", "String"),
-                ("remote_log_bundle_path", "String"), ("status", "String"),
-                ("created_at", "DateTime"),
-            ],
-            "combo_bundles": [
-                ("combo_id", "UInt32"), ("bundle_ids", "Array(UInt32)"), ("created_at", "DateTime"),
-            ],
-            "sfdc_cases": [("sfdc_case_no", "String"), ("created_at", "DateTime")],
-        }  # fmt: skip
-
-
+#: table attribute -> its columns, as (column attribute, type) in SPEC's order
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "user_sessions": [
+        ("user_id", "String"), ("session_id", "String"), ("created_at", "DateTime"),
+    ],
+    "log_bundles": [
+        ("bundle_id", "UInt32"), ("sfdc_case_no", "String"),
+        ("remote_log_bundle_path", "String"), ("status", "String"),
+        ("created_at", "DateTime"),
+    ],
+    "combo_bundles": [
+        ("combo_id", "UInt32"), ("bundle_ids", "Array(UInt32)"), ("created_at", "DateTime"),
+    ],
+    "sfdc_cases": [("sfdc_case_no", "String"), ("created_at", "DateTime")],
+}  # fmt: skip
 #: table attribute -> the sorting key of its MergeTree, as column attributes
 _ORDER_BY = {
     "user_sessions": ("created_at", "session_id"),
@@ -150,7 +95,7 @@ class ClickHouseDAO:
 
     def __init__(self, settings: Settings, *, database: str | None = None) -> None:
         self.settings = settings
-        self.names = Names.from_settings(settings)
+        self.names = names_from_settings(settings)
         self.host, self.port = settings.clickhouse_host, settings.clickhouse_port
         self.user = settings.clickhouse_user
         self._password = settings.clickhouse_password.get_secret_value()
@@ -344,7 +289,7 @@ class ClickHouseDAO:
         return [str(r[0]) for r in self.execute(sql, {"case": sfdc_case_no, "limit": int(limit)})]
 
     def count_rows(self, table: str, where_status: str | None = None) -> int:
-        """Rows in table ``table`` (an attribute of :class:`Names`), optionally one status."""
+        """Rows in table ``table`` (an attribute of :class:`SchemaNames`), optionally one status."""
         n = self.names
         if where_status is None:
             return int(self.execute(f"SELECT count() FROM {n.table(table)}")[0][0])
@@ -361,7 +306,7 @@ class ClickHouseDAO:
         """The DDL of SPEC's reference schema under the configured names (ClickHouse 18.16+)."""
         n = self.names
         statements = [f"CREATE DATABASE IF NOT EXISTS {n.q('database')}"]
-        for table, columns in n.columns().items():
+        for table, columns in _COLUMNS.items():
             if drop:
                 statements.append(f"DROP TABLE IF EXISTS {n.table(table)}")
             cols = ", ".join(f"{n.q(col)} {type_}" for col, type_ in columns)
@@ -384,7 +329,7 @@ class ClickHouseDAO:
     def insert(self, table: str, rows: Iterable[Sequence[Any]]) -> int:
         """Bulk-insert ``rows`` (tuples in SPEC's column order) into ``table``; returns count."""
         n = self.names
-        cols = ", ".join(n.q(col) for col, _ in n.columns()[table])
+        cols = ", ".join(n.q(col) for col, _ in _COLUMNS[table])
         data = [tuple(r) for r in rows]
         if data:
             self.execute(f"INSERT INTO {n.table(table)} ({cols}) VALUES", data)
@@ -397,7 +342,7 @@ class ClickHouseDAO:
 @dataclass(frozen=True)
 class _Kind:
     name: str
-    table: str  # Names attribute
+    table: str  # SchemaNames attribute
     limit_setting: str
     fetch: Callable[[ClickHouseDAO, int], list[Any]]
     valid: Callable[[Any], bool] | None = None
@@ -408,7 +353,7 @@ class _Kind:
 _KINDS = (
     _Kind("sessions", "user_sessions", "db_users_limit",
           lambda d, k: d.get_users_and_sessions(k),
-          lambda pair: bool(SESSION_ID_RE.match(pair[1])), "a 32-lowercase-hex session id"),
+          lambda pair: bool(SESSION_ID_RE.fullmatch(pair[1])), "a 32-lowercase-hex session id"),
     _Kind("bundle_ids", "log_bundles", "db_bundle_ids_limit",
           lambda d, k: d.get_active_bundle_ids(k), lambda b: b > 0, "a positive id",
           by_status=True),
@@ -416,7 +361,7 @@ _KINDS = (
           lambda d, k: d.get_active_combo_ids(k), lambda c: c > 0, "a positive id"),
     _Kind("sfdc_cases", "sfdc_cases", "db_sfdc_cases_limit",
           lambda d, k: d.get_recent_sfdc_cases(k),
-          lambda c: bool(SFDC_CASE_RE.match(c)), "a 9-digit case number"),
+          lambda c: bool(SFDC_CASE_RE.fullmatch(c)), "a 9-digit case number"),
     _Kind("bundle_paths", "log_bundles", "db_bundle_ids_limit",
           lambda d, k: d.get_bundle_paths(k), by_status=True),
 )  # fmt: skip

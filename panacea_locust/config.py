@@ -15,7 +15,14 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from panacea_locust.contract import ENDPOINTS, ENDPOINTS_BY_KEY
+from panacea_locust.contract import (
+    ENDPOINTS,
+    ENDPOINTS_BY_KEY,
+    IDENTIFIER_RE,
+    IDENTIFIER_RULE,
+    REFERENCE_SCHEMA,
+    SCHEMA_VARIABLES,
+)
 
 
 class ConfigError(ValueError):
@@ -25,16 +32,9 @@ class ConfigError(ValueError):
 _PATH_RE = re.compile(r"^/[A-Za-z0-9_./{}-]*$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token")
-#: database, table and column names are backquoted in SQL, and must also match this
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-CLICKHOUSE_IDENTIFIER_FIELDS = (
-    "clickhouse_database",
-    "clickhouse_user_sessions_table", "clickhouse_log_bundles_table",
-    "clickhouse_combo_bundles_table", "clickhouse_sfdc_cases_table",
-    "clickhouse_user_id_column", "clickhouse_session_id_column", "clickhouse_created_at_column",
-    "clickhouse_bundle_id_column", "clickhouse_sfdc_case_column", "clickhouse_bundle_path_column",
-    "clickhouse_status_column", "clickhouse_combo_id_column", "clickhouse_combo_bundle_ids_column",
-)  # fmt: skip
+#: database, table and column names (the contract's reference schema by default): backquoted
+#: in SQL, and plain identifiers
+CLICKHOUSE_IDENTIFIER_FIELDS = tuple(v.lower() for v in SCHEMA_VARIABLES.values())
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     use_database_data: bool = False
     clickhouse_host: str = "127.0.0.1"
     clickhouse_port: Annotated[int, Field(ge=1, le=65535)] = 9000
-    clickhouse_database: str = "panacea"
+    clickhouse_database: str = REFERENCE_SCHEMA.database
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_connect_timeout: PositiveFloat = 5.0
@@ -99,19 +99,19 @@ class Settings(BaseSettings):
     db_sfdc_cases_limit: PositiveInt = 200
     # table and column names, for an installation that names them otherwise (see SPEC's
     # reference schema); a column name applies in every table that has that column
-    clickhouse_user_sessions_table: str = "user_sessions"
-    clickhouse_log_bundles_table: str = "log_bundles"
-    clickhouse_combo_bundles_table: str = "combo_bundles"
-    clickhouse_sfdc_cases_table: str = "sfdc_cases"
-    clickhouse_user_id_column: str = "user_id"
-    clickhouse_session_id_column: str = "session_id"
-    clickhouse_created_at_column: str = "created_at"
-    clickhouse_bundle_id_column: str = "bundle_id"
-    clickhouse_sfdc_case_column: str = "sfdc_case_no"
-    clickhouse_bundle_path_column: str = "remote_log_bundle_path"
-    clickhouse_status_column: str = "status"
-    clickhouse_combo_id_column: str = "combo_id"
-    clickhouse_combo_bundle_ids_column: str = "bundle_ids"
+    clickhouse_user_sessions_table: str = REFERENCE_SCHEMA.user_sessions
+    clickhouse_log_bundles_table: str = REFERENCE_SCHEMA.log_bundles
+    clickhouse_combo_bundles_table: str = REFERENCE_SCHEMA.combo_bundles
+    clickhouse_sfdc_cases_table: str = REFERENCE_SCHEMA.sfdc_cases
+    clickhouse_user_id_column: str = REFERENCE_SCHEMA.user_id
+    clickhouse_session_id_column: str = REFERENCE_SCHEMA.session_id
+    clickhouse_created_at_column: str = REFERENCE_SCHEMA.created_at
+    clickhouse_bundle_id_column: str = REFERENCE_SCHEMA.bundle_id
+    clickhouse_sfdc_case_column: str = REFERENCE_SCHEMA.sfdc_case_no
+    clickhouse_bundle_path_column: str = REFERENCE_SCHEMA.remote_log_bundle_path
+    clickhouse_status_column: str = REFERENCE_SCHEMA.status
+    clickhouse_combo_id_column: str = REFERENCE_SCHEMA.combo_id
+    clickhouse_combo_bundle_ids_column: str = REFERENCE_SCHEMA.bundle_ids
     clickhouse_active_status: str = "completed"  #: the status that makes a bundle "active"
 
     # --- endpoints: <KEY>_PATH and <KEY>_WEIGHT -------------------------------------------
@@ -179,8 +179,8 @@ class Settings(BaseSettings):
     @field_validator(*CLICKHOUSE_IDENTIFIER_FIELDS)
     @classmethod
     def _check_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER_RE.match(value):
-            raise ValueError("must be a plain name: a letter or '_', then letters, digits or '_'")
+        if not IDENTIFIER_RE.fullmatch(value):
+            raise ValueError(IDENTIFIER_RULE)
         return value
 
     @field_validator("panacea_host")

@@ -18,17 +18,18 @@ from typing import Any, NamedTuple
 from urllib.parse import quote_plus
 
 from panacea_locust.config import Settings
-from panacea_locust.contract import ENDPOINTS_BY_KEY
+from panacea_locust.contract import (
+    BUNDLE_STATUSES,
+    COMPONENTS,
+    ENDPOINTS_BY_KEY,
+    HEATMAP_GROUP_BY,
+    HISTOGRAM_INTERVALS,
+    LOG_LEVELS,
+    MAX_BUNDLE_IDS,
+    REPORT_SORT_BY,
+    SORT_ORDERS,
+)
 
-LOG_LEVELS = ("fatal", "error", "warn", "info", "debug")
-COMPONENTS = (
-    "acropolis", "stargate", "cassandra", "curator", "cerebro", "zookeeper", "prism", "genesis",
-    "hades", "uhura", "ergon", "lazan", "arithmos", "pithos", "insights_server", "alert_manager",
-    "chronos", "mercury",
-)  # fmt: skip
-HISTOGRAM_INTERVALS = ("1m", "5m", "15m", "1h")
-HEATMAP_GROUPS = ("component", "cvm_ip", "log_level")
-REPORT_STATUSES = ("queued", "processing", "completed")
 SEARCH_STRINGS = (
     "Cassandra", "timeout", "heartbeat", "Stargate", "OOM", "disk full", "leader election",
     "snapshot", "vdisk", "RPC failed", "degraded", "checksum", "Zookeeper session", "curator scan",
@@ -296,7 +297,7 @@ class PayloadGenerator:
 
     # --- shared pieces --------------------------------------------------------------------
     @staticmethod
-    def _bundle_ids(pool: UserPool, most: int = 10) -> list[int]:
+    def _bundle_ids(pool: UserPool, most: int = MAX_BUNDLE_IDS) -> list[int]:
         """1 to ``most`` distinct ids of the user's bundles, ascending."""
         ids, rand = pool.bundle_ids, pool.rng.random
         n = len(ids)
@@ -381,13 +382,15 @@ class PayloadGenerator:
         return self._post_filtered("LOGS_SEVERITY_COUNT", pool, body)
 
     def logs_histogram(self, pool: UserPool) -> RequestSpec:
+        n = len(HISTOGRAM_INTERVALS)
         body = {"bundle_ids": self._bundle_ids(pool),
-                "interval": HISTOGRAM_INTERVALS[int(pool.rng.random() * 4)]}  # fmt: skip
+                "interval": HISTOGRAM_INTERVALS[int(pool.rng.random() * n)]}  # fmt: skip
         return self._post_filtered("LOGS_HISTOGRAM", pool, body)
 
     def logs_heatmap(self, pool: UserPool) -> RequestSpec:
+        n = len(HEATMAP_GROUP_BY)
         body = {"bundle_ids": self._bundle_ids(pool),
-                "group_by": HEATMAP_GROUPS[int(pool.rng.random() * 3)]}  # fmt: skip
+                "group_by": HEATMAP_GROUP_BY[int(pool.rng.random() * n)]}  # fmt: skip
         return self._post_filtered("LOGS_HEATMAP", pool, body)
 
     def logs_search(self, pool: UserPool) -> RequestSpec:
@@ -436,14 +439,14 @@ class PayloadGenerator:
         if rand() < 0.3:
             filters["bundle_ids"] = self._bundle_ids(pool, most=5)
         if rand() < 0.4:
-            filters["status"] = _sample(rand, REPORT_STATUSES, 1 + int(rand() * 2))
+            filters["status"] = _sample(rand, BUNDLE_STATUSES, 1 + int(rand() * 2))
         if rand() < 0.3:
             filters["start_time"], filters["end_time"] = self._time_window(pool)
         if filters:
             body["filters"] = filters
         if rand() < 0.6:
-            body["sort_by"] = "created_at" if rand() < 0.5 else "bundle_id"
-            body["sort_order"] = "asc" if rand() < 0.5 else "desc"
+            body["sort_by"] = REPORT_SORT_BY[int(rand() * len(REPORT_SORT_BY))]
+            body["sort_order"] = SORT_ORDERS[int(rand() * len(SORT_ORDERS))]
         return self._post("REPORTS", body)
 
     def bundle_paths_by_case(self, pool: UserPool) -> RequestSpec:

@@ -18,8 +18,9 @@ from clickhouse_data import (
 from clickhouse_fixture import ClickHouseInfo
 
 from panacea_locust import clickhouse_dao
-from panacea_locust.clickhouse_dao import ClickHouseDAO, Names, load_pool_data, quote_identifier
+from panacea_locust.clickhouse_dao import ClickHouseDAO, load_pool_data
 from panacea_locust.config import ConfigError, get_settings, load_settings
+from panacea_locust.contract import SchemaNames, quote_identifier
 from panacea_locust.payload_generator import UserPool
 
 pytestmark = pytest.mark.clickhouse
@@ -147,7 +148,7 @@ def test_names_are_checked_and_backquoted() -> None:
         with pytest.raises(ValueError):
             quote_identifier(bad)
         with pytest.raises(ValueError):
-            Names(log_bundles=bad)
+            SchemaNames(log_bundles=bad)
     with pytest.raises(ConfigError, match="CLICKHOUSE_LOG_BUNDLES_TABLE"):
         load_settings({"CLICKHOUSE_LOG_BUNDLES_TABLE": "x`; DROP DATABASE panacea; --"})
     with pytest.raises(ConfigError, match="CLICKHOUSE_DATABASE"):

@@ -18,6 +18,7 @@ from clickhouse_fixture import ClickHouseInfo, free_port
 
 from panacea_locust.cli import db as db_cli
 from panacea_locust.clickhouse_dao import ClickHouseDAO, load_pool_data
+from panacea_locust.contract import SchemaNames
 from panacea_locust.reference_api.clickhouse_source import (
     ClickHouseSource,
     ClickHouseSourceError,
@@ -44,8 +45,8 @@ def counts(info: ClickHouseInfo) -> dict[str, int]:
 
 
 def source_for(info: ClickHouseInfo, **kw: object) -> ClickHouseSource:
-    args = {"host": info.host, "port": info.port, "database": info.database, "user": info.user,
-            "password": info.password, "connect_timeout": 2.0} | kw  # fmt: skip
+    args = {"host": info.host, "port": info.port, "names": SchemaNames(database=info.database),
+            "user": info.user, "password": info.password, "connect_timeout": 2.0} | kw  # fmt: skip
     return ClickHouseSource(**args)  # type: ignore[arg-type]
 
 
@@ -176,7 +177,7 @@ def test_reference_api_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         "reader",
         "from-env",
     )
-    assert source.names.log_bundles_table == "bundles_v2"
+    assert source.names.log_bundles == "bundles_v2"
     assert "from-env" not in source.where()
     assert clickhouse_source.dataset_from_args(Namespace(data_from_clickhouse=False), 1) is None
 

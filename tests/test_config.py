@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from panacea_locust.config import ConfigError, load_settings
-from panacea_locust.contract import ENDPOINTS
+from panacea_locust.clickhouse_dao import names_from_settings
+from panacea_locust.config import ConfigError, Settings, load_settings
+from panacea_locust.contract import ENDPOINTS, REFERENCE_SCHEMA, SCHEMA_VARIABLES
 
 
 def test_defaults_match_the_original_design() -> None:
@@ -24,6 +25,17 @@ def test_defaults_match_the_original_design() -> None:
     assert s.clickhouse_host == "127.0.0.1"
     assert s.clickhouse_password.get_secret_value() == ""
     assert [s.endpoint_weight(e.key) for e in ENDPOINTS] == [3, 4, 3, 2, 2, 3, 2, 2, 1, 1, 2, 1]
+
+
+def test_clickhouse_names_default_to_the_contracts_reference_schema() -> None:
+    """Each name setting is one field of ``SchemaNames``: same default, same variable."""
+    s = load_settings()
+    for field, variable in SCHEMA_VARIABLES.items():
+        assert variable.lower() in Settings.model_fields, variable
+        assert getattr(s, variable.lower()) == getattr(REFERENCE_SCHEMA, field), variable
+    assert names_from_settings(s) == REFERENCE_SCHEMA
+    renamed = load_settings({"CLICKHOUSE_SFDC_CASE_COLUMN": "case_number"})
+    assert names_from_settings(renamed).sfdc_case_no == "case_number"
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from panacea_locust.contract import COMPONENTS, LOG_LEVELS, resolve_endpoint
 from panacea_locust.reference_api.behaviour import Behaviour
-from panacea_locust.reference_api.contract import BY_NAME, COMPONENTS, LOG_LEVELS
 from panacea_locust.reference_api.dataset import (
     BundleRecord,
     ComboRecord,
@@ -101,11 +101,11 @@ def test_from_records_is_the_seam_for_other_sources() -> None:
     )
     engine = Engine(ds, Behaviour(latency_on=False))
     hdrs = [(k.lower().encode(), v.encode()) for k, v in H.items()]
-    status, body, _ = engine.handle(BY_NAME["info"], hdrs, b"bundle_id=123456", None, b"")
+    status, body, _ = engine.handle(resolve_endpoint("info"), hdrs, b"bundle_id=123456", None, b"")
     assert status == 200 and b"192.168.7.20" in body
-    assert engine.handle(BY_NAME["info"], hdrs, b"bundle_id=800", None, b"")[0] == 404
-    assert engine.handle(BY_NAME["events"], hdrs, b"combo_id=77", None, b"")[0] == 200
-    paths = BY_NAME["by-sfdc-case"]
+    assert engine.handle(resolve_endpoint("info"), hdrs, b"bundle_id=800", None, b"")[0] == 404
+    assert engine.handle(resolve_endpoint("events"), hdrs, b"combo_id=77", None, b"")[0] == 200
+    paths = resolve_endpoint("by-sfdc-case")
     assert engine.handle(paths, hdrs, b"", "000000002", b"")[:2] == (
         200,
         b'{"sfdc_case_no":"000000002","paths":[]}',

@@ -3,12 +3,16 @@ contract violations (400 naming the field), 401, 404 for unknown ids, header rul
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from panacea_locust.contract import PATH_PARAM_PREFIX, resolve_endpoint
+from panacea_locust.reference_api.behaviour import Behaviour
 from panacea_locust.reference_api.dataset import build_dataset
+from panacea_locust.reference_api.engine import Engine
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess, contract_headers
 
 DS = build_dataset(seed=42)
@@ -382,9 +386,54 @@ def test_session_id_must_be_32_lowercase_hex(server: ReferenceAPIProcess, name: 
 @pytest.mark.parametrize("name", list(MISSING))
 def test_unknown_ids_are_404(server: ReferenceAPIProcess, name: str) -> None:
     path, body = MISSING[name]
+    violations = server.stats()["violations_total"]
     status, doc = server.request(METHOD[name], path, body, H)
     assert status == 404, doc
     assert set(doc) == {"detail"} and "not found" in doc["detail"]
+    assert server.stats()["violations_total"] == violations  # an answer, not a violation
+
+
+def _handle(engine: Engine, name: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """One request straight through ``Engine.handle`` (no server): (status, JSON document)."""
+    ep = resolve_endpoint(name)
+    path, _, query = path.partition("?")
+    param = path.removeprefix(PATH_PARAM_PREFIX) if path.startswith(PATH_PARAM_PREFIX) else None
+    raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+    headers = [(k.lower().encode(), v.encode()) for k, v in H.items()]
+    status, payload, _ = engine.handle(ep, headers, query.encode(), param, raw)
+    return status, json.loads(payload)
+
+
+def test_a_404_is_not_counted_as_a_violation_but_a_malformed_body_is() -> None:
+    engine = Engine(DS, Behaviour(latency_on=False))
+    for name, (path, body) in MISSING.items():
+        status, doc = _handle(engine, name, path, body)
+        assert status == 404 and doc["detail"].endswith("not found"), (name, doc)
+    st = engine.stats.snapshot()
+    assert st["by_status"] == {"404": len(MISSING)}
+    assert (st["violations"], st["violations_total"]) == ({}, 0)
+
+    assert _handle(engine, "search", E["search"], b"{not json") == (
+        400,
+        {"detail": "body: invalid JSON"},
+    )
+    status, _ = _handle(engine, "info", f"{E['info']}?bundle_id=abc", None)
+    assert status == 400
+    st = engine.stats.snapshot()
+    assert st["violations"] == {
+        "body: invalid JSON": 1,
+        "query.bundle_id: must be a positive integer": 1,
+    }
+    assert st["violations_total"] == 2 and st["by_status"]["404"] == len(MISSING)
+
+
+def test_a_404_still_gets_the_latency_model_and_faults() -> None:
+    """Unknown ids are ordinary answers: an injected fault turns them into a 500 like a 200."""
+    engine = Engine(DS, Behaviour(latency_on=False, error_rate=1.0))
+    path, body = MISSING["info"]
+    assert _handle(engine, "info", path, body)[0] == 500
+    st = engine.stats.snapshot()
+    assert (st["injected"]["error"], st["violations_total"]) == (1, 0)
 
 
 def test_events_of_a_combo_merge_its_bundles(server: ReferenceAPIProcess) -> None:

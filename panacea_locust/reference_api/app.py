@@ -22,11 +22,18 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from panacea_locust import __version__
+from panacea_locust.contract import (
+    ENDPOINTS,
+    MAX_BUNDLE_IDS,
+    PATH_PARAM_PREFIX,
+    SESSION_ID_PATTERN,
+    SFDC_CASE_PATTERN,
+    Endpoint,
+)
 
 from . import models as m
 from .behaviour import ConfigChange
-from .contract import ENDPOINTS, SFDC_PATHS_PREFIX, Endpoint
-from .engine import Engine
+from .engine import REQUEST_MODELS, Engine
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,34 +42,28 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON_HEADER = (b"content-type", b"application/json")
 
-_REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "analyze": m.AnalyzeRequest,
-    "severity-count": m.SeverityCountRequest,
-    "histogram": m.HistogramRequest,
-    "heatmap": m.HeatmapRequest,
-    "search": m.SearchRequest,
-    "ask-ai": m.AskAIRequest,
-    "reports": m.ReportsRequest,
-}
+#: endpoint key -> the model documenting its 200 body
 _RESPONSE_MODELS: dict[str, type[BaseModel]] = {
-    "analyze": m.AnalyzeResponse,
-    "info": m.InfoResponse,
-    "severity-count": m.SeverityCountResponse,
-    "histogram": m.HistogramResponse,
-    "heatmap": m.HeatmapResponse,
-    "search": m.SearchResponse,
-    "filter-options": m.FilterOptionsResponse,
-    "events": m.EventsResponse,
-    "report_summary": m.ReportSummaryResponse,
-    "ask-ai": m.AskAIResponse,
-    "reports": m.ReportsResponse,
-    "by-sfdc-case": m.BundlePathsResponse,
+    "LOGS_ANALYZE": m.AnalyzeResponse,
+    "LOGS_INFO": m.InfoResponse,
+    "LOGS_SEVERITY_COUNT": m.SeverityCountResponse,
+    "LOGS_HISTOGRAM": m.HistogramResponse,
+    "LOGS_HEATMAP": m.HeatmapResponse,
+    "LOGS_SEARCH": m.SearchResponse,
+    "LOGS_FILTER_OPTIONS": m.FilterOptionsResponse,
+    "EVENTS": m.EventsResponse,
+    "AI_REPORT_SUMMARY": m.ReportSummaryResponse,
+    "AI_ASK_AI": m.AskAIResponse,
+    "REPORTS": m.ReportsResponse,
+    "BUNDLE_PATHS_BY_CASE": m.BundlePathsResponse,
 }
 _ID_PARAM = {"type": "integer", "minimum": 1}
-_QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
-    "info": [{"name": "bundle_id", "in": "query", "required": True, "schema": _ID_PARAM}],
-    "report_summary": [{"name": "bundle_id", "in": "query", "required": True, "schema": _ID_PARAM}],
-    "filter-options": [
+_BUNDLE_ID_PARAM = {"name": "bundle_id", "in": "query", "required": True, "schema": _ID_PARAM}
+#: endpoint key -> its documented query or path parameters
+_PARAMS: dict[str, list[dict[str, Any]]] = {
+    "LOGS_INFO": [_BUNDLE_ID_PARAM],
+    "AI_REPORT_SUMMARY": [_BUNDLE_ID_PARAM],
+    "LOGS_FILTER_OPTIONS": [
         {
             "name": "bundle_ids",
             "in": "query",
@@ -73,12 +74,12 @@ _QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
                 "type": "array",
                 "items": _ID_PARAM,
                 "minItems": 1,
-                "maxItems": 10,
+                "maxItems": MAX_BUNDLE_IDS,
                 "uniqueItems": True,
             },
         }
     ],
-    "events": [
+    "EVENTS": [
         {
             "name": "bundle_id",
             "in": "query",
@@ -94,12 +95,12 @@ _QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
             "description": "exactly one of bundle_id and combo_id",
         },
     ],
-    "by-sfdc-case": [
+    "BUNDLE_PATHS_BY_CASE": [
         {
             "name": "sfdc_case_no",
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": "^[0-9]{9}$"},
+            "schema": {"type": "string", "pattern": f"^{SFDC_CASE_PATTERN}$"},
         }
     ],
 }
@@ -107,7 +108,7 @@ _SESSION_PARAM = {
     "name": "X-Session-Id",
     "in": "header",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "schema": {"type": "string", "pattern": f"^{SESSION_ID_PATTERN}$"},
 }
 
 
@@ -122,9 +123,9 @@ class ReferenceAPI:
         self.engine = engine
         self.fast_path = fast_path
         self.routes: dict[tuple[str, str], Endpoint] = {
-            (e.method, e.template): e for e in ENDPOINTS if "{" not in e.template
+            (e.method, e.path): e for e in ENDPOINTS if "{" not in e.path
         }
-        self.sfdc_endpoint = next(e for e in ENDPOINTS if e.template.startswith(SFDC_PATHS_PREFIX))
+        self.sfdc_endpoint = next(e for e in ENDPOINTS if e.path.startswith(PATH_PARAM_PREFIX))
         self.fastapi = build_fastapi(engine)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,8 +134,8 @@ class ReferenceAPI:
             method: str = scope["method"]
             ep = self.routes.get((method, path))
             param = None
-            if ep is None and path.startswith(SFDC_PATHS_PREFIX) and method == "GET":
-                param = path[len(SFDC_PATHS_PREFIX) :]
+            if ep is None and path.startswith(PATH_PARAM_PREFIX) and method == "GET":
+                param = path[len(PATH_PARAM_PREFIX) :]
                 if param and "/" not in param:
                     ep = self.sfdc_endpoint
             if ep is not None:
@@ -177,7 +178,7 @@ def _route_handler(engine: Engine, ep: Endpoint) -> Callable[[Request], Awaitabl
             await asyncio.sleep(delay)
         return Response(payload, status_code=status, media_type="application/json")
 
-    handler.__name__ = ep.name.replace("-", "_")
+    handler.__name__ = ep.alias.replace("-", "_")
     return handler
 
 
@@ -200,10 +201,10 @@ def build_fastapi(engine: Engine) -> FastAPI:
     }
     for ep in ENDPOINTS:
         extra: dict[str, Any] = {
-            "parameters": [_SESSION_PARAM, *_QUERY_PARAMS.get(ep.name, [])],
+            "parameters": [_SESSION_PARAM, *_PARAMS.get(ep.key, [])],
             "security": [{"bearerAuth": []}],
         }
-        req_model = _REQUEST_MODELS.get(ep.name)
+        req_model = REQUEST_MODELS.get(ep.key)
         if req_model is not None:
             extra["requestBody"] = {
                 "required": True,
@@ -214,13 +215,13 @@ def build_fastapi(engine: Engine) -> FastAPI:
                 },
             }
         app.add_api_route(
-            ep.template,
+            ep.path,
             _route_handler(engine, ep),
             methods=[ep.method],
-            name=ep.name,
-            summary=ep.name,
-            tags=[ep.template.split("/")[3]],
-            responses={"200": {"model": _RESPONSE_MODELS[ep.name]}, **errors},
+            name=ep.alias,
+            summary=ep.alias,
+            tags=[ep.path.split("/")[3]],
+            responses={"200": {"model": _RESPONSE_MODELS[ep.key]}, **errors},
             openapi_extra=extra,
         )
 
@@ -302,7 +303,7 @@ def build_fastapi(engine: Engine) -> FastAPI:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        extra_models: list[type[BaseModel]] = [*_REQUEST_MODELS.values(), ConfigChange]
+        extra_models: list[type[BaseModel]] = [*REQUEST_MODELS.values(), ConfigChange]
         for model in extra_models:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(js.pop("$defs", {}))

@@ -1,6 +1,7 @@
 """Latency model and fault injection, per endpoint, changeable at run time (``POST /__config``).
 
 Delays are returned to the caller, which awaits ``asyncio.sleep``: nothing here blocks the loop.
+The default latencies are this server's behaviour, not the contract's, so they live here.
 """
 
 from __future__ import annotations
@@ -14,10 +15,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .contract import ENDPOINTS, Endpoint, resolve_endpoint
+from panacea_locust.contract import ENDPOINTS, Endpoint, resolve_endpoint
 
 Rate = float
 _NOTHING = (False, False, 0.0)
+
+#: endpoint key -> default (low, high) milliseconds of the triangular latency model
+DEFAULT_LATENCY_MS: dict[str, tuple[float, float]] = {
+    "LOGS_ANALYZE": (30.0, 120.0),
+    "LOGS_INFO": (5.0, 20.0),
+    "LOGS_SEVERITY_COUNT": (15.0, 60.0),
+    "LOGS_HISTOGRAM": (20.0, 80.0),
+    "LOGS_HEATMAP": (25.0, 90.0),
+    "LOGS_SEARCH": (20.0, 80.0),
+    "LOGS_FILTER_OPTIONS": (5.0, 25.0),
+    "EVENTS": (10.0, 40.0),
+    "AI_REPORT_SUMMARY": (50.0, 200.0),
+    "AI_ASK_AI": (300.0, 1500.0),
+    "REPORTS": (15.0, 60.0),
+    "BUNDLE_PATHS_BY_CASE": (5.0, 20.0),
+}
+assert set(DEFAULT_LATENCY_MS) == {e.key for e in ENDPOINTS}
 
 
 class EndpointOverride(BaseModel):
@@ -72,10 +90,10 @@ class Behaviour:
     def _compile(self) -> None:
         """Precompute (low s, high s, mode s, error rate, slow rate, slow s) per endpoint."""
         for ep in ENDPOINTS:
-            o = self.overrides.get(ep.template) or EndpointOverride()
-            lo, hi = o.latency_ms or ep.latency_ms
+            o = self.overrides.get(ep.path) or EndpointOverride()
+            lo, hi = o.latency_ms or DEFAULT_LATENCY_MS[ep.key]
             scale = self.latency_scale / 1000.0 if self.latency_on else 0.0
-            self._eff[ep.template] = (
+            self._eff[ep.path] = (
                 lo * scale,
                 hi * scale,
                 (lo + (hi - lo) * 0.3) * scale,
@@ -100,18 +118,19 @@ class Behaviour:
         for key, o in (change.endpoints or {}).items():
             ep = resolve_endpoint(key)
             if o is None:
-                self.overrides.pop(ep.template, None)
+                self.overrides.pop(ep.path, None)
             else:
-                merged = self.overrides.get(ep.template, EndpointOverride()).model_dump()
+                merged = self.overrides.get(ep.path, EndpointOverride()).model_dump()
                 merged.update(o.model_dump(exclude_unset=True))
-                self.overrides[ep.template] = EndpointOverride(**merged)
+                self.overrides[ep.path] = EndpointOverride(**merged)
         self._compile()
 
-    def decide(self, template: str) -> tuple[bool, bool, float]:
-        """(inject a 500?, inject a slow response?, seconds to wait) for one request."""
+    def decide(self, path: str) -> tuple[bool, bool, float]:
+        """(inject a 500?, inject a slow response?, seconds to wait) for one request to the
+        endpoint whose contract path is ``path``."""
         if self._idle:
             return _NOTHING
-        lo, hi, mode, err, slow, slow_s = self._eff[template]
+        lo, hi, mode, err, slow, slow_s = self._eff[path]
         delay = 0.0
         if hi > 0:
             delay = self.rng.triangular(lo, hi, mode)
@@ -125,11 +144,12 @@ class Behaviour:
         """The ``GET /__config`` document."""
         eps = {}
         for ep in ENDPOINTS:
-            lo, hi, _, err, slow, slow_s = self._eff[ep.template]
-            o = self.overrides.get(ep.template)
-            eps[ep.template] = {
-                "name": ep.name,
-                "latency_ms": list(o.latency_ms if o and o.latency_ms else ep.latency_ms),
+            lo, hi, _, err, slow, slow_s = self._eff[ep.path]
+            o = self.overrides.get(ep.path)
+            base = o.latency_ms if o and o.latency_ms else DEFAULT_LATENCY_MS[ep.key]
+            eps[ep.path] = {
+                "name": ep.alias,
+                "latency_ms": list(base),
                 "effective_latency_ms": [round(lo * 1000, 3), round(hi * 1000, 3)],
                 "error_rate": err,
                 "slow_rate": slow,

@@ -3,22 +3,22 @@
 A database-mode load test takes its ids from ClickHouse; a reference API that knows the same
 records answers them with 200s instead of 404s. This module belongs to the reference API, which
 never imports the load side: it reads the same ``CLICKHOUSE_*`` table and column variables
-itself (defaults: SPEC's reference schema) and talks to ClickHouse with clickhouse-driver.
-Values are client-side parameters; names are checked and backquoted.
+itself, through the contract's :class:`~panacea_locust.contract.SchemaNames` (defaults: SPEC's
+reference schema), and talks to ClickHouse with clickhouse-driver. Values are client-side
+parameters; names are checked and backquoted.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from .dataset import BundleRecord, ComboRecord, Dataset, SfdcCaseRecord
+from panacea_locust.contract import REFERENCE_SCHEMA, SchemaNames
 
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+from .dataset import BundleRecord, ComboRecord, Dataset, SfdcCaseRecord
 
 
 class ClickHouseSourceError(RuntimeError):
@@ -26,56 +26,23 @@ class ClickHouseSourceError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SourceNames:
-    """Table and column names; field ``x`` is read from ``CLICKHOUSE_X``, as the load side does."""
-
-    user_sessions_table: str = "user_sessions"  # unused here; listed so the names match
-    log_bundles_table: str = "log_bundles"
-    combo_bundles_table: str = "combo_bundles"
-    sfdc_cases_table: str = "sfdc_cases"
-    created_at_column: str = "created_at"
-    bundle_id_column: str = "bundle_id"
-    sfdc_case_column: str = "sfdc_case_no"
-    bundle_path_column: str = "remote_log_bundle_path"
-    status_column: str = "status"
-    combo_id_column: str = "combo_id"
-    combo_bundle_ids_column: str = "bundle_ids"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SourceNames:
-        env = os.environ if environ is None else environ
-        values = {}
-        for f in fields(cls):
-            value = env.get(f"CLICKHOUSE_{f.name.upper()}")
-            if value:
-                values[f.name] = value
-        return cls(**values)
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not _IDENTIFIER_RE.match(value):
-                raise ClickHouseSourceError(
-                    f"invalid CLICKHOUSE_{f.name.upper()}={value!r}: must be a plain name "
-                    "(a letter or '_', then letters, digits or '_')"
-                )
-
-    def q(self, name: str) -> str:
-        return f"`{getattr(self, name)}`"
-
-
-@dataclass(frozen=True)
 class ClickHouseSource:
-    """Where to read: loopback by default; the password comes from CLICKHOUSE_PASSWORD."""
+    """Where to read: loopback by default; the password comes from CLICKHOUSE_PASSWORD.
+
+    The database is ``names.database``: one set of names, the same type the load side uses.
+    """
 
     host: str = "127.0.0.1"
     port: int = 9000
-    database: str = "panacea"
     user: str = "default"
     password: str = ""
     connect_timeout: float = 5.0
     query_timeout: float = 30.0
-    names: SourceNames = SourceNames()
+    names: SchemaNames = REFERENCE_SCHEMA
+
+    @property
+    def database(self) -> str:
+        return self.names.database
 
     def where(self) -> str:
         pw = "password ***" if self.password else "no password"
@@ -105,31 +72,29 @@ def load_dataset(source: ClickHouseSource, seed: int = 42) -> Dataset:
     """
     from clickhouse_driver import Client
 
-    if not _IDENTIFIER_RE.match(source.database):
-        raise ClickHouseSourceError(f"invalid database name {source.database!r}")
-    n, db = source.names, f"`{source.database}`"
+    n = source.names  # plain names, checked when it was made
     client = Client(
         host=source.host, port=source.port, database=source.database, user=source.user,
         password=source.password, client_name="panacea-reference-api",
         connect_timeout=source.connect_timeout, send_receive_timeout=source.query_timeout,
         sync_request_timeout=source.connect_timeout,
     )  # fmt: skip
-    at = f"toUnixTimestamp({n.q('created_at_column')})"
+    at = f"toUnixTimestamp({n.q('created_at')})"
     try:
         bundle_rows = client.execute(
-            f"SELECT {n.q('bundle_id_column')}, {n.q('sfdc_case_column')}, "
-            f"{n.q('bundle_path_column')}, {n.q('status_column')}, {at} "
-            f"FROM {db}.{n.q('log_bundles_table')} WHERE {n.q('bundle_id_column')} > %(zero)s",
+            f"SELECT {n.q('bundle_id')}, {n.q('sfdc_case_no')}, "
+            f"{n.q('remote_log_bundle_path')}, {n.q('status')}, {at} "
+            f"FROM {n.table('log_bundles')} WHERE {n.q('bundle_id')} > %(zero)s",
             {"zero": 0},
         )
         combo_rows = client.execute(
-            f"SELECT {n.q('combo_id_column')}, {n.q('combo_bundle_ids_column')}, {at} "
-            f"FROM {db}.{n.q('combo_bundles_table')} WHERE {n.q('combo_id_column')} > %(zero)s",
+            f"SELECT {n.q('combo_id')}, {n.q('bundle_ids')}, {at} "
+            f"FROM {n.table('combo_bundles')} WHERE {n.q('combo_id')} > %(zero)s",
             {"zero": 0},
         )
         case_rows = client.execute(
-            f"SELECT {n.q('sfdc_case_column')}, {at} FROM {db}.{n.q('sfdc_cases_table')} "
-            f"WHERE {n.q('sfdc_case_column')} != %(empty)s",
+            f"SELECT {n.q('sfdc_case_no')}, {at} FROM {n.table('sfdc_cases')} "
+            f"WHERE {n.q('sfdc_case_no')} != %(empty)s",
             {"empty": ""},
         )
     except Exception as exc:  # any driver or socket error: one masked line
@@ -138,7 +103,7 @@ def load_dataset(source: ClickHouseSource, seed: int = 42) -> Dataset:
         client.disconnect()
     if not bundle_rows:
         raise ClickHouseSourceError(
-            f"{source.where()}: no bundles in {source.database}.{n.log_bundles_table} "
+            f"{source.where()}: no bundles in {n.shown('log_bundles')} "
             "(run 'panacea-locust db seed' to fill it)"
         )
     # one record per id: the newest row wins (a real table may hold a bundle's status history)
@@ -174,8 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--clickhouse-port", type=int,
                        default=int(port) if port.isdigit() else 9000,
                        help="native-protocol port (CLICKHOUSE_PORT, default 9000)")  # fmt: skip
-    group.add_argument("--clickhouse-database", default=env.get("CLICKHOUSE_DATABASE", "panacea"),
-                       help="database (CLICKHOUSE_DATABASE, default panacea)")  # fmt: skip
+    db = REFERENCE_SCHEMA.database
+    group.add_argument("--clickhouse-database", default=env.get("CLICKHOUSE_DATABASE", db),
+                       help=f"database (CLICKHOUSE_DATABASE, default {db})")  # fmt: skip
     group.add_argument("--clickhouse-user", default=env.get("CLICKHOUSE_USER", "default"),
                        help="user (CLICKHOUSE_USER, default 'default')")  # fmt: skip
 
@@ -185,15 +151,18 @@ def source_from_args(
 ) -> ClickHouseSource:
     """The :class:`ClickHouseSource` the parsed options name."""
     env = os.environ if environ is None else environ
+    try:  # the variables' names, then --clickhouse-database (which defaults to its variable)
+        names = replace(SchemaNames.from_env(env), database=args.clickhouse_database)
+    except ValueError as exc:  # a name that is not a plain identifier
+        raise ClickHouseSourceError(str(exc)) from None
     return ClickHouseSource(
         host=args.clickhouse_host,
         port=args.clickhouse_port,
-        database=args.clickhouse_database,
         user=args.clickhouse_user,
         password=env.get("CLICKHOUSE_PASSWORD", ""),
         connect_timeout=float(env.get("CLICKHOUSE_CONNECT_TIMEOUT", "5") or 5),
         query_timeout=float(env.get("CLICKHOUSE_QUERY_TIMEOUT", "30") or 30),
-        names=SourceNames.from_env(env),
+        names=names,
     )
 
 

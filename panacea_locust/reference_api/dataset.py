@@ -17,7 +17,8 @@ from random import Random
 
 import orjson
 
-from .contract import BUNDLE_STATUSES
+from panacea_locust.contract import BUNDLE_STATUSES
+
 from .synth import BundleLogs, iso
 
 UTC = timezone.utc

@@ -3,6 +3,10 @@
 ``Engine.handle`` takes what an ASGI scope holds (headers, query string, path parameter, body)
 and returns (status, JSON bytes, seconds to wait). Both the lean ASGI fast path and the FastAPI
 routes call it, so the two can never disagree.
+
+Two kinds of refusal are kept apart: a :class:`Violation` is a request that breaks the contract
+(400/401, counted in ``/__stats`` violations), a :class:`NotFound` names an id the data set does
+not hold (404, a normal answer to a well-formed request, not counted as a violation).
 """
 
 from __future__ import annotations
@@ -11,21 +15,24 @@ import logging
 import zlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from operator import add
+from typing import TypeVar
 from urllib.parse import unquote_plus
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from .behaviour import Behaviour
-from .contract import (
+from panacea_locust.contract import (
     COMPONENTS,
     ENDPOINTS,
-    HISTOGRAM_INTERVALS,
+    INTERVAL_SECONDS,
     LOG_LEVELS,
     MAX_BUNDLE_IDS,
     Endpoint,
 )
+
+from .behaviour import Behaviour
 from .dataset import Dataset
 from .models import (
     AnalyzeRequest,
@@ -56,9 +63,9 @@ log = logging.getLogger("panacea_locust.reference_api")
 
 _JSON_TYPES = (b"application/json",)
 MAX_BODY = 1 << 20
-_TAKES_QUERY = frozenset(("info", "filter-options", "events", "report_summary"))
 
 Result = tuple[int, bytes]
+M = TypeVar("M", bound=BaseModel)
 
 
 class Violation(Exception):
@@ -70,13 +77,16 @@ class Violation(Exception):
         self.status = status
 
 
+class NotFound(Exception):
+    """A well-formed request naming an unknown id: answered 404, not a contract violation."""
+
+    def __init__(self, kind: str, ids: Sequence[object]) -> None:
+        self.reason = f"{kind} {', '.join(str(i) for i in ids)} not found"
+        super().__init__(self.reason)
+
+
 def _detail(reason: str) -> bytes:
     return orjson.dumps({"detail": reason})
-
-
-def _not_found(kind: str, ids: Sequence[object]) -> Result:
-    what = ", ".join(str(i) for i in ids)
-    return 404, _detail(f"{kind} {what} not found")
 
 
 def _positive_int(raw: str, name: str) -> int:
@@ -118,13 +128,39 @@ def _one_id(q: dict[str, list[str]], name: str) -> int:
     return _positive_int(vals[0], name)
 
 
-def _validate(model: type[BaseModel], body: bytes) -> BaseModel:
+def validate_body(model: type[M], body: bytes) -> M:
+    """``body`` validated into ``model``, or a :class:`Violation` naming the first bad field."""
     if not body:
         raise Violation("body: missing JSON body")
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise Violation(describe_error(exc)) from None
+
+
+#: how a route is called: (engine, query string, path parameter, body, session)
+Call = Callable[["Engine", bytes, str | None, bytes, SessionStats], Result]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How the engine answers one endpoint; one table (``ROUTES``) for all twelve."""
+
+    call: Call
+    model: type[BaseModel] | None = None  #: the JSON body's model; None: no body
+    takes_query: bool = False  #: False: any query parameter is a violation
+
+
+def _with_body(model: type[M], handler: Callable[[Engine, M, SessionStats], Result]) -> Route:
+    """A route whose body is validated into ``model`` before ``handler`` sees it.
+
+    Typed so that mypy checks each handler takes the model its table entry names.
+    """
+
+    def call(engine: Engine, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
+        return handler(engine, validate_body(model, body), s)
+
+    return Route(call, model)
 
 
 class Engine:
@@ -135,21 +171,6 @@ class Engine:
         self.behaviour = behaviour
         self.stats = stats or Stats()
         self._summary: dict[int, bytes] = {}
-        self._handlers: dict[str, Callable[[bytes, str | None, bytes, SessionStats], Result]] = {
-            "analyze": self._analyze,
-            "info": self._info,
-            "severity-count": self._severity_count,
-            "histogram": self._histogram,
-            "heatmap": self._heatmap,
-            "search": self._search,
-            "filter-options": self._filter_options,
-            "events": self._events,
-            "report_summary": self._report_summary,
-            "ask-ai": self._ask_ai,
-            "reports": self._reports,
-            "by-sfdc-case": self._by_sfdc_case,
-        }
-        assert set(self._handlers) == {e.name for e in ENDPOINTS}
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -185,10 +206,14 @@ class Engine:
                     raise Violation("header Content-Type: must be application/json")
                 if len(body) > MAX_BODY:
                     raise Violation("body: larger than 1 MiB")
-            if query and ep.name not in _TAKES_QUERY:
+            route = ROUTES[ep.key]
+            if query and not route.takes_query:
                 _query(query, ())  # raises: this endpoint has no query parameters
-            status, payload = self._handlers[ep.name](query, path_param, body, session)
-            is_error, is_slow, delay = self.behaviour.decide(ep.template)
+            try:
+                status, payload = route.call(self, query, path_param, body, session)
+            except NotFound as nf:  # a normal answer: latency and faults apply as to a 200
+                status, payload = 404, _detail(nf.reason)
+            is_error, is_slow, delay = self.behaviour.decide(ep.path)
             if is_slow:
                 stats.injected_slow += 1
             if is_error:
@@ -198,34 +223,36 @@ class Engine:
             stats.violation(v.reason)
             status, payload, delay = v.status, _detail(v.reason), 0.0
         except Exception:  # a bug must still answer, and be counted, not kill the connection
-            log.exception("error while handling %s", ep.template)
+            log.exception("error while handling %s", ep.path)
             status, payload, delay = 500, _detail("internal error"), 0.0
-        stats.record(ep.template, status)
+        stats.record(ep.path, status)
         return status, payload, delay
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _known_logs(self, ids: Sequence[int]) -> list[BundleLogs] | Result:
+    def _known_logs(self, ids: Sequence[int]) -> list[BundleLogs]:
+        """The bundles' logs; :class:`NotFound` naming every unknown id."""
         known = self.ds.bundle_by_id
         missing = [b for b in ids if b not in known]
         if missing:
-            return _not_found("bundle" if len(missing) == 1 else "bundles", missing)
+            raise NotFound("bundle" if len(missing) == 1 else "bundles", missing)
         return [self.ds.logs(b) for b in ids]
+
+    def _known_bundle(self, bid: int, s: SessionStats) -> None:
+        """Note the id in the session, then :class:`NotFound` if the data set lacks it."""
+        s.bundle_ids.add(bid)
+        if bid not in self.ds.bundle_by_id:
+            raise NotFound("bundle", [bid])
 
     def _selected(
         self, ids: Sequence[int], f: LogFilters | None, session: SessionStats
-    ) -> list[tuple[BundleLogs, int]] | Result:
+    ) -> list[tuple[BundleLogs, int]]:
         session.add_bundles(ids)
-        logs = self._known_logs(ids)
-        if isinstance(logs, tuple):
-            return logs
-        return [(b, b.select(f)) for b in logs]
+        return [(b, b.select(f)) for b in self._known_logs(ids)]
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def _analyze(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(AnalyzeRequest, body)
-        assert isinstance(req, AnalyzeRequest)
+    def _analyze(self, req: AnalyzeRequest, s: SessionStats) -> Result:
         rec = self.ds.by_path.get((req.remote_log_bundle_path, req.sfdc_case_no))
         if rec is None:
             bid = self.ds.new_bundle_id(req.remote_log_bundle_path, req.sfdc_case_no)
@@ -238,10 +265,8 @@ class Engine:
 
     def _info(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         bid = _one_id(_query(q, ("bundle_id",)), "bundle_id")
-        s.bundle_ids.add(bid)
-        rec = self.ds.bundle_by_id.get(bid)
-        if rec is None:
-            return _not_found("bundle", [bid])
+        self._known_bundle(bid, s)
+        rec = self.ds.bundle_by_id[bid]
         bl = self.ds.logs(bid)
         if bl.info_json is None:
             bl.info_json = orjson.dumps(
@@ -258,24 +283,16 @@ class Engine:
             )
         return 200, bl.info_json
 
-    def _severity_count(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(SeverityCountRequest, body)
-        assert isinstance(req, SeverityCountRequest)
+    def _severity_count(self, req: SeverityCountRequest, s: SessionStats) -> Result:
         parts = self._selected(req.bundle_ids, req.filters, s)
-        if isinstance(parts, tuple):
-            return parts
         counts = dict.fromkeys(LOG_LEVELS, 0)
         for b, m in parts:
             b.severity(m, counts)
         return 200, orjson.dumps({"counts": counts})
 
-    def _histogram(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(HistogramRequest, body)
-        assert isinstance(req, HistogramRequest)
+    def _histogram(self, req: HistogramRequest, s: SessionStats) -> Result:
         parts = self._selected(req.bundle_ids, req.filters, s)
-        if isinstance(parts, tuple):
-            return parts
-        interval = HISTOGRAM_INTERVALS[req.interval]
+        interval = INTERVAL_SECONDS[req.interval]
         parts = sorted(((b, m) for b, m in parts if m), key=lambda p: p[0].ts[0])
         disjoint = all(
             parts[k][0].ts[0] - parts[k][0].ts[0] % interval > parts[k - 1][0].ts[-1]
@@ -292,12 +309,8 @@ class Engine:
             chunks = [bucket_json(t, counts[t]) for t in sorted(counts)]
         return 200, b'{"interval":"%s","buckets":[%s]}' % (req.interval.encode(), b",".join(chunks))
 
-    def _heatmap(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(HeatmapRequest, body)
-        assert isinstance(req, HeatmapRequest)
+    def _heatmap(self, req: HeatmapRequest, s: SessionStats) -> Result:
         parts = self._selected(req.bundle_ids, req.filters, s)
-        if isinstance(parts, tuple):
-            return parts
         levels = list(LOG_LEVELS)
         if req.group_by == "cvm_ip":
             by_ip: dict[str, list[int]] = {}
@@ -338,12 +351,8 @@ class Engine:
             }
         )
 
-    def _search(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(SearchRequest, body)
-        assert isinstance(req, SearchRequest)
+    def _search(self, req: SearchRequest, s: SessionStats) -> Result:
         parts = self._selected(req.bundle_ids, req.filters, s)
-        if isinstance(parts, tuple):
-            return parts
         total = sum(m.bit_count() for _, m in parts)
         offset = (req.page_no - 1) * req.page_size
         page = search_page(parts, total, offset, req.page_size)
@@ -367,8 +376,6 @@ class Engine:
             raise Violation("query.bundle_ids: ids must be distinct")
         s.add_bundles(ids)
         logs = self._known_logs(ids)
-        if isinstance(logs, tuple):
-            return logs
         comps: set[str] = set()
         levels: set[str] = set()
         ips: set[tuple[tuple[int, ...], str]] = set()
@@ -392,9 +399,7 @@ class Engine:
             )
         if "bundle_id" in query:
             bid = _one_id(query, "bundle_id")
-            s.bundle_ids.add(bid)
-            if bid not in self.ds.bundle_by_id:
-                return _not_found("bundle", [bid])
+            self._known_bundle(bid, s)
             bl = self.ds.logs(bid)
             if bl.events_json is None:
                 bl.events_json = orjson.dumps({"total": len(bl.events), "events": bl.events})
@@ -402,14 +407,12 @@ class Engine:
         cid = _one_id(query, "combo_id")
         s.combo_ids.add(cid)
         if cid not in self.ds.combo_by_id:
-            return _not_found("combo", [cid])
+            raise NotFound("combo", [cid])
         return 200, self.ds.combo_events_json(cid)
 
     def _report_summary(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
         bid = _one_id(_query(q, ("bundle_id",)), "bundle_id")
-        s.bundle_ids.add(bid)
-        if bid not in self.ds.bundle_by_id:
-            return _not_found("bundle", [bid])
+        self._known_bundle(bid, s)
         found = self._summary.get(bid)
         if found is None:
             found = self._summary[bid] = self._make_summary(bid)
@@ -431,13 +434,9 @@ class Engine:
         generated = b.created_ts + 300 + zlib.crc32(f"{self.ds.seed}:{bid}".encode()) % 3300
         return orjson.dumps({"bundle_id": bid, "summary": summary, "generated_at": iso(generated)})
 
-    def _ask_ai(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(AskAIRequest, body)
-        assert isinstance(req, AskAIRequest)
+    def _ask_ai(self, req: AskAIRequest, s: SessionStats) -> Result:
         bid = req.bundle_id
-        s.bundle_ids.add(bid)
-        if bid not in self.ds.bundle_by_id:
-            return _not_found("bundle", [bid])
+        self._known_bundle(bid, s)
         b = self.ds.logs(bid)
         text = req.question.lower()
         comps = [c for c in b.comp_mask if c in text]
@@ -473,9 +472,7 @@ class Engine:
         ]
         return 200, orjson.dumps({"bundle_id": bid, "answer": answer, "sources": sources})
 
-    def _reports(self, q: bytes, p: str | None, body: bytes, s: SessionStats) -> Result:
-        req = _validate(ReportsRequest, body)
-        assert isinstance(req, ReportsRequest)
+    def _reports(self, req: ReportsRequest, s: SessionStats) -> Result:
         f = req.filters
         ds = self.ds
         created = ds.created_ts
@@ -528,7 +525,7 @@ class Engine:
             raise Violation("path.sfdc_case_no: must be exactly 9 digits")
         found = self.ds.paths_json.get(case)
         if found is None:
-            return 404, _detail(f"sfdc case {case} not found")
+            raise NotFound("sfdc case", [case])
         return 200, found
 
 
@@ -539,3 +536,25 @@ _ADVICE = (
     "across CVMs.",
     "Correlate it with the cluster events of the same window before escalating.",
 )
+
+
+#: endpoint key -> how it is answered: the one table of models, handlers and query rules
+ROUTES: dict[str, Route] = {
+    "LOGS_ANALYZE": _with_body(AnalyzeRequest, Engine._analyze),
+    "LOGS_INFO": Route(Engine._info, takes_query=True),
+    "LOGS_SEVERITY_COUNT": _with_body(SeverityCountRequest, Engine._severity_count),
+    "LOGS_HISTOGRAM": _with_body(HistogramRequest, Engine._histogram),
+    "LOGS_HEATMAP": _with_body(HeatmapRequest, Engine._heatmap),
+    "LOGS_SEARCH": _with_body(SearchRequest, Engine._search),
+    "LOGS_FILTER_OPTIONS": Route(Engine._filter_options, takes_query=True),
+    "EVENTS": Route(Engine._events, takes_query=True),
+    "AI_REPORT_SUMMARY": Route(Engine._report_summary, takes_query=True),
+    "AI_ASK_AI": _with_body(AskAIRequest, Engine._ask_ai),
+    "REPORTS": _with_body(ReportsRequest, Engine._reports),
+    "BUNDLE_PATHS_BY_CASE": Route(Engine._by_sfdc_case),
+}
+assert list(ROUTES) == [e.key for e in ENDPOINTS]
+#: endpoint key -> its request body's model (the OpenAPI document names them)
+REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    k: r.model for k, r in ROUTES.items() if r.model is not None
+}

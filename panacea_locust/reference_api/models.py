@@ -11,7 +11,7 @@ import calendar
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -23,17 +23,26 @@ from pydantic import (
     field_validator,
 )
 
-from .contract import MAX_BUNDLE_IDS, MAX_PAGE_SIZE, MAX_QUESTION_CHARS, Component, LogLevel
-
-BundleStatus = Literal["queued", "processing", "completed"]
-Interval = Literal["1m", "5m", "15m", "1h"]
-GroupBy = Literal["component", "cvm_ip", "log_level"]
+from panacea_locust.contract import (
+    BUNDLE_STATUSES,
+    MAX_BUNDLE_IDS,
+    MAX_PAGE_SIZE,
+    MAX_QUESTION_CHARS,
+    SFDC_CASE_PATTERN,
+    BundleStatus,
+    Component,
+    HeatmapGroupBy,
+    HistogramInterval,
+    LogLevel,
+    ReportSortBy,
+    SortOrder,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Plain checks, shared by the models and by the hand-written query-string parsing.
 
 _TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z")
-_CASE_RE = re.compile(r"[0-9]{9}")
+_CASE_RE = re.compile(SFDC_CASE_PATTERN)
 _PATH_RE = re.compile(
     r"/users/[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z][A-Za-z0-9_-]*/NTNX-Log-"
     r"(\d{4})-(\d{2})-(\d{2})-\d{5}-\d{1,12}-PE-([0-9.]{7,15})\.zip"
@@ -191,13 +200,13 @@ class SeverityCountRequest(_Strict):
 
 class HistogramRequest(_Strict):
     bundle_ids: BundleIds
-    interval: Interval
+    interval: HistogramInterval
     filters: LogFilters | None = None
 
 
 class HeatmapRequest(_Strict):
     bundle_ids: BundleIds
-    group_by: GroupBy
+    group_by: HeatmapGroupBy
     filters: LogFilters | None = None
 
 
@@ -216,7 +225,9 @@ class AskAIRequest(_Strict):
 class ReportFilters(_Strict):
     sfdc_case_no: SfdcCaseNo | None = None
     bundle_ids: BundleIds | None = None
-    status: Annotated[list[BundleStatus], Field(min_length=1, max_length=3)] | None = None
+    status: (
+        Annotated[list[BundleStatus], Field(min_length=1, max_length=len(BUNDLE_STATUSES))] | None
+    ) = None
     start_time: UtcTime | None = None
     end_time: UtcTime | None = None
 
@@ -230,8 +241,8 @@ class ReportsRequest(_Strict):
     page_no: PageNo
     page_size: PageSize
     filters: ReportFilters | None = None
-    sort_by: Literal["created_at", "bundle_id"] | None = None
-    sort_order: Literal["asc", "desc"] | None = None
+    sort_by: ReportSortBy | None = None
+    sort_order: SortOrder | None = None
 
 
 def describe_error(exc: ValidationError, prefix: str = "body") -> str:
@@ -299,7 +310,7 @@ class HistogramBucket(BaseModel):
 
 
 class HistogramResponse(BaseModel):
-    interval: Interval
+    interval: HistogramInterval
     buckets: list[HistogramBucket]
 
 

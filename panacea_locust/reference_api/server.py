@@ -237,7 +237,7 @@ def build_behaviour(opts: argparse.Namespace) -> Behaviour:
             ep, override = parse_fault_spec(spec)
         except ValueError as exc:
             raise OptionError("--fault", str(exc)) from None
-        overrides[ep.template] = override
+        overrides[ep.path] = override
     if overrides:
         b.apply(ConfigChange(endpoints=overrides))
     return b

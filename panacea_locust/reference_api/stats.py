@@ -7,8 +7,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from panacea_locust.contract import SESSION_ID_PATTERN
+
 _UA_RE = re.compile(rb"PanaceaLocust/\S+ User-(\S+)")
-_SESSION_RE = re.compile(rb"[0-9a-f]{32}")
+_SESSION_RE = re.compile(SESSION_ID_PATTERN.encode())
 
 
 class SessionStats:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .contract import COMPONENTS, LOG_LEVELS
+from panacea_locust.contract import COMPONENTS, LOG_LEVELS
 
 if TYPE_CHECKING:
     from .models import LogFilters
