@@ -245,3 +245,69 @@ def test_a_percentile_with_too_few_samples_beyond_it_is_not_judged() -> None:
     tiny = {SEARCH: stats(requests=40)}
     tiny_slow = {SEARCH: stats(p95=300.0, p99=900.0, requests=40)}
     assert not compare_summaries(summary("a", tiny), summary("b", tiny_slow), 0.10, 5.0).flagged
+
+
+def test_unjudged_values_are_marked_with_the_reason_in_all_three_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    few = {SEARCH: stats(requests=40), INFO: stats(requests=40)}
+    slower = {SEARCH: stats(requests=40, p99=400.0), INFO: stats(requests=40)}
+    base = run_dir(tmp_path, "base", summary("b", few, stats(requests=80)))
+    cur = run_dir(tmp_path, "cur", summary("c", slower, stats(requests=80, p99=300.0)))
+    assert main([str(base), str(cur)]) == 0  # a p99 of 80 requests is no evidence
+    text = capsys.readouterr().out
+    assert "+50.0% (not judged)" in text
+    why = "total p99: not judged: too few samples (80 and 80 requests; needs 500)"
+    assert why in text
+    assert why in (cur / "compare.md").read_text()
+    assert why in (cur / "compare.html").read_text()
+
+
+def _write_hists(folder: Path, values: dict[str, list[float]]) -> None:
+    from panacea_locust.verdict.histogram import LatencyHistogram
+
+    payloads = {}
+    for name, ms in values.items():
+        h = LatencyHistogram()
+        for v in ms:
+            h.record(v)
+        payloads[name] = h.to_payload()
+    (folder / "histograms.json").write_text(json.dumps(payloads), encoding="utf-8")
+
+
+def test_the_total_is_judged_on_the_baselines_mix(tmp_path: Path) -> None:
+    """Same endpoints, same speeds; the current run just called the slow one more often.
+    Its raw total p95 jumps, but on the baseline's mix nothing changed: no regression."""
+    fast, slow = [10.0 + i % 5 for i in range(2000)], [900.0 + i % 50 for i in range(2000)]
+    base_counts, cur_counts = {SEARCH: 1960, ASK: 40}, {SEARCH: 1800, ASK: 200}
+
+    def run(name: str, counts: dict[str, int], total_p95: float) -> Path:
+        eps = {
+            SEARCH: stats(p95=14.0, p99=14.0, requests=counts[SEARCH]),
+            ASK: stats(p95=948.0, p99=949.0, requests=counts[ASK]),
+        }
+        folder = run_dir(tmp_path, name, summary(name, eps, stats(p95=total_p95, p99=949.0,
+                                                                  requests=2000)))  # fmt: skip
+        _write_hists(folder, {SEARCH: fast[: counts[SEARCH]], ASK: slow[: counts[ASK]]})
+        return folder
+
+    base, cur = run("base", base_counts, 14.0), run("cur", cur_counts, 940.0)
+    assert main([str(base), str(cur)]) == 0
+    md = (cur / "compare.md").read_text()
+    assert "judged on the baseline's endpoint mix" in md
+    # without the histograms the same runs read as a regression
+    (base / "histograms.json").unlink()
+    assert main([str(base), str(cur)]) == 1
+
+
+def test_a_latency_regression_on_an_unfit_generator_exits_4(tmp_path: Path) -> None:
+    busy = summary("c", {SEARCH: stats(p95=300.0)}, stats(p95=300.0))
+    busy["run"]["load_generator"] = {"warnings": ["the hypervisor took 11.2 % ..."]}
+    base = run_dir(tmp_path, "base", summary("b", {SEARCH: stats()}))
+    cur = run_dir(tmp_path, "cur", busy)
+    assert main([str(base), str(cur)]) == 4
+    assert "INCONCLUSIVE" in (cur / "compare.md").read_text()
+    # more failures are a regression whatever the generator
+    busy["total"] = stats(p95=300.0, failures=100)
+    cur2 = run_dir(tmp_path, "cur2", busy)
+    assert main([str(base), str(cur2)]) == 1

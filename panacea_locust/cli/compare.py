@@ -1,6 +1,7 @@
 """``panacea-locust compare BASELINE_DIR CURRENT_DIR``: two runs side by side, regressions flagged.
 
-Exit codes: 0 no regression, 1 regressions flagged, 2 bad input (one line on stderr).
+Exit codes: 0 no regression, 1 regressions flagged, 2 bad input (one line on stderr),
+4 regressions flagged only on latency while either run's load generator was unfit.
 Writes ``compare.md`` and ``compare.html`` (self-contained, inline SVG charts) into ``--out``
 (default: CURRENT_DIR).
 """
@@ -18,10 +19,9 @@ from panacea_locust.verdict.compare import (
     DEFAULT_MIN_TAIL_SAMPLES,
     DEFAULT_NOISE_FLOOR_MS,
     EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_REGRESSION,
     CompareInputError,
     compare_summaries,
+    load_histograms,
     load_summary,
 )
 
@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="panacea-locust compare",
         description="Compare two runs' summary.json per endpoint and overall; flag regressions.",
-        epilog="Exit codes: 0 no regression, 1 regressions flagged, 2 bad input.",
+        epilog="Exit codes: 0 no regression, 1 regressions flagged, 2 bad input, "
+        "4 latency regressions measured by an unfit load generator (inconclusive).",
     )
     parser.add_argument("baseline", metavar="BASELINE_DIR", help="run folder of the baseline")
     parser.add_argument("current", metavar="CURRENT_DIR", help="run folder to judge")
@@ -86,7 +87,13 @@ def main(argv: Sequence[str]) -> int:
         if args.min_tail_samples < 0:
             raise CompareInputError(f"--min-tail-samples {args.min_tail_samples} must be >= 0")
         comparison = compare_summaries(
-            base, cur, tolerance, args.noise_floor_ms, args.min_tail_samples
+            base,
+            cur,
+            tolerance,
+            args.noise_floor_ms,
+            args.min_tail_samples,
+            load_histograms(args.baseline),
+            load_histograms(args.current),
         )
         comparison.baseline = f"{args.baseline} ({comparison.baseline})"
         comparison.current = f"{args.current} ({comparison.current})"
@@ -105,7 +112,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     print(render_text(comparison))
     print(f"Report: {out / 'compare.md'}, {out / 'compare.html'}")
-    return EXIT_REGRESSION if comparison.flagged else EXIT_OK
+    return comparison.exit_code
 
 
 if __name__ == "__main__":

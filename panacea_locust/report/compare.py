@@ -39,10 +39,36 @@ def _fmt_delta(d: MetricDelta) -> str:
     if d.delta is None:
         return "-"
     if d.metric == "failure_ratio":
-        return f"{d.delta * 100:+.2f} pt"
-    if d.delta_pct is None:
-        return f"{d.delta:+.1f}"
-    return f"{d.delta_pct:+.1f}%"
+        text = f"{d.delta * 100:+.2f} pt"
+    elif d.delta_pct is None:
+        text = f"{d.delta:+.1f}"
+    else:
+        text = f"{d.delta_pct:+.1f}%"
+    return f"{text} (not judged)" if d.unjudged else text
+
+
+def _unjudged(comparison: Comparison) -> list[str]:
+    """``scope p99: not judged: too few samples (...)`` for every value left unjudged."""
+    return [
+        f"{s.scope} {_LABELS[m]}: {d.unjudged}"
+        for s in comparison.scopes
+        for m, d in s.metrics.items()
+        if d.unjudged
+    ]
+
+
+def _mix_lines(comparison: Comparison) -> list[str]:
+    """The total as judged: the current run re-weighted to the baseline's endpoint mix."""
+    out = []
+    for s in comparison.scopes:
+        if s.on_baseline_mix is None:
+            continue
+        parts = [
+            f"{_LABELS[m]} {_fmt(m, d.base)} -> {_fmt(m, d.cur)} ms ({_fmt_delta(d)})"
+            for m, d in s.on_baseline_mix.items()
+        ]
+        out.append(f"{s.scope} on the baseline's endpoint mix: " + ", ".join(parts))
+    return out
 
 
 def _result(scope: ScopeComparison) -> str:
@@ -64,6 +90,11 @@ def _header(comparison: Comparison) -> list[str]:
 
 def _verdict(comparison: Comparison) -> str:
     n = len(comparison.regressions)
+    if comparison.inconclusive:
+        return (
+            f"INCONCLUSIVE: {n} flagged on latency, measured by a load generator that its own "
+            "run distrusts (see the notes)"
+        )
     return f"REGRESSION: {n} flagged" if n else "no regression"
 
 
@@ -94,8 +125,10 @@ def render_text(comparison: Comparison) -> str:
     for title, pair in blocks:
         lines += [title, *(line(row) for row in pair)]
     lines.append("")
+    lines += [f"  {line}" for line in _mix_lines(comparison)]
     for scope, reason in comparison.regressions:
         lines.append(f"  ! {scope}: {reason}")
+    lines += [f"  ? {line}" for line in _unjudged(comparison)]
     lines.append(f"Verdict: {_verdict(comparison)}")
     return "\n".join(lines)
 
@@ -113,6 +146,11 @@ def render_md(comparison: Comparison) -> str:
         lines += ["## Regressions", ""]
         lines += [f"- `{_md(scope)}`: {_md(reason)}" for scope, reason in comparison.regressions]
         lines.append("")
+    if _mix_lines(comparison):
+        lines += [f"- {_md(line)}" for line in _mix_lines(comparison)] + [""]
+    if _unjudged(comparison):
+        lines += ["## Not judged", ""]
+        lines += [f"- {_md(line)}" for line in _unjudged(comparison)] + [""]
     lines += [
         "## Summary",
         "",
@@ -139,7 +177,7 @@ def render_md(comparison: Comparison) -> str:
             lines.append(
                 f"| {scope if i == 0 else ''} | {_LABELS[m]}{unit} | "
                 f"{_fmt(m, d.base)} | {_fmt(m, d.cur)} | {_fmt_delta(d)} | "
-                f"{'**regression**' if m in flagged else ''} |"
+                f"{'**regression**' if m in flagged else _md(d.unjudged or '')} |"
             )
     lines.append("")
     return "\n".join(lines)
@@ -246,6 +284,13 @@ def render_html(comparison: Comparison) -> str:
             + "".join(f"<li><code>{e(s)}</code>: {e(r)}</li>" for s, r in comparison.regressions)
             + "</ul>"
         )
+    out += [f'<p class="meta">{e(line)}</p>' for line in _mix_lines(comparison)]
+    if _unjudged(comparison):
+        out.append(
+            '<h2>Not judged</h2><ul class="small">'
+            + "".join(f"<li>{e(line)}</li>" for line in _unjudged(comparison))
+            + "</ul>"
+        )
     out.append(
         "<table><tr><th>Scope</th>"
         + "".join(
@@ -260,6 +305,8 @@ def render_html(comparison: Comparison) -> str:
         for m in METRICS:
             d = s.metrics[m]
             mark = ' class="num tag"' if m in flagged else ' class="num"'
+            if d.unjudged:
+                mark = f' class="num small" title="{e(d.unjudged)}"'
             row.append(
                 f'<td class="num">{e(_fmt(m, d.base))}</td><td{mark}>{e(_fmt(m, d.cur))}'
                 f"</td><td{mark}>{e(_fmt_delta(d))}</td>"

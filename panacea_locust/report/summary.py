@@ -8,13 +8,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from panacea_locust.verdict.compare import HISTOGRAMS_FILE
 from panacea_locust.verdict.health import load_generator_warnings
 
 
-def write_results(run_dir: Path, summary: dict[str, Any]) -> None:
-    """Write ``summary.json`` and ``summary.md`` into an existing run folder."""
+def write_results(
+    run_dir: Path, summary: dict[str, Any], histograms: Mapping[str, str] | None = None
+) -> None:
+    """Write ``summary.json``, ``summary.md`` and, when given, ``histograms.json`` (each
+    endpoint's whole-run histogram, for ``compare`` to judge a total on another run's mix)."""
     _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     _write_atomic(run_dir / "summary.md", render_markdown(summary))
+    if histograms is not None:
+        _write_atomic(run_dir / HISTOGRAMS_FILE, json.dumps(dict(histograms)) + "\n")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -24,10 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from panacea_locust.verdict.health import load_generator_warnings
+from panacea_locust.verdict.histogram import LatencyHistogram, mixture_percentile
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_BAD_INPUT = 2
+#: regressions flagged, but measured by a load generator that either run itself distrusts
+EXIT_INCONCLUSIVE = 4
+#: the run folder's file of whole-run histograms, one per endpoint (``report.summary``)
+HISTOGRAMS_FILE = "histograms.json"
 
 TOTAL_SCOPE = "total"
 METRICS: tuple[str, ...] = ("p50_ms", "p95_ms", "p99_ms", "rps", "failure_ratio")
@@ -49,6 +54,8 @@ class MetricDelta:
     metric: str
     base: float | None
     cur: float | None
+    #: why this value was not judged (too few samples), None when it was
+    unjudged: str | None = None
 
     @property
     def delta(self) -> float | None:
@@ -72,6 +79,9 @@ class ScopeComparison:
     status: str
     metrics: dict[str, MetricDelta]
     regressions: list[str] = field(default_factory=list)
+    #: the total's p95/p99 with the current run re-weighted to the baseline's endpoint mix:
+    #: what the total is judged on when both runs have histograms
+    on_baseline_mix: dict[str, MetricDelta] | None = None
 
     @property
     def regressed(self) -> bool:
@@ -96,6 +106,19 @@ class Comparison:
         return any(scope.regressed for scope in self.scopes)
 
     @property
+    def inconclusive(self) -> bool:
+        """Flagged, but only on latency, and either run's load generator was unfit: a
+        regression measured by a generator the run itself distrusts is not evidence."""
+        latency_only = all(not r.startswith("failure_ratio") for _, r in self.regressions)
+        return self.flagged and bool(self.notes) and latency_only
+
+    @property
+    def exit_code(self) -> int:
+        if not self.flagged:
+            return EXIT_OK
+        return EXIT_INCONCLUSIVE if self.inconclusive else EXIT_REGRESSION
+
+    @property
     def regressions(self) -> list[tuple[str, str]]:
         """(scope, reason) for every flagged metric."""
         return [(s.scope, reason) for s in self.scopes for reason in s.regressions]
@@ -107,6 +130,8 @@ class Comparison:
             "tolerance": self.tolerance,
             "noise_floor_ms": self.noise_floor_ms,
             "flagged": self.flagged,
+            "inconclusive": self.inconclusive,
+            "exit_code": self.exit_code,
             "notes": self.notes,
             "scopes": [
                 {
@@ -119,8 +144,15 @@ class Comparison:
                             "current": d.cur,
                             "delta": d.delta,
                             "delta_pct": d.delta_pct,
+                            "unjudged": d.unjudged,
                         }
                         for m, d in s.metrics.items()
+                    },
+                    "on_baseline_mix": None
+                    if s.on_baseline_mix is None
+                    else {
+                        m: {"baseline": d.base, "current": d.cur}
+                        for m, d in s.on_baseline_mix.items()
                     },
                 }
                 for s in self.scopes
@@ -164,19 +196,37 @@ def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> b
     return requests * (1.0 - _QUANTILE[metric]) + 1e-9 >= min_tail_samples
 
 
+def _mark_unjudged(
+    metrics: dict[str, MetricDelta],
+    requests: tuple[float | None, float | None],
+    min_tail_samples: int,
+) -> None:
+    """Note on each guarded percentile that either run measured on too few samples."""
+    if not min_tail_samples:
+        return
+    for name in GUARDED_LATENCIES:
+        if all(enough_tail(n, name, min_tail_samples) for n in requests):
+            continue
+        need = math.ceil(min_tail_samples / (1.0 - _QUANTILE[name]) - 1e-9)
+        counts = " and ".join(str(int(n or 0)) for n in requests)
+        d = metrics[name]
+        metrics[name] = MetricDelta(
+            d.metric,
+            d.base,
+            d.cur,
+            f"not judged: too few samples ({counts} requests; needs {need})",
+        )
+
+
 def _regressions(
     metrics: Mapping[str, MetricDelta],
     tolerance: float,
     noise_floor_ms: float,
-    requests: tuple[float | None, float | None] = (None, None),
-    min_tail_samples: int = 0,
 ) -> list[str]:
     reasons = []
     for name in GUARDED_LATENCIES:
         d = metrics[name]
-        if d.base is None or d.cur is None or d.delta is None:
-            continue
-        if min_tail_samples and not all(enough_tail(n, name, min_tail_samples) for n in requests):
+        if d.base is None or d.cur is None or d.delta is None or d.unjudged:
             continue
         if d.cur > d.base * (1.0 + tolerance) and d.delta > noise_floor_ms:
             pct = f"{d.delta_pct:+.1f}%, " if d.delta_pct is not None else ""
@@ -196,6 +246,8 @@ def compare_summaries(
     tolerance: float,
     noise_floor_ms: float,
     min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES,
+    base_hists: Mapping[str, LatencyHistogram] | None = None,
+    cur_hists: Mapping[str, LatencyHistogram] | None = None,
 ) -> Comparison:
     """Compare two results-contract summaries; ``tolerance`` is a fraction (0.10 = 10 %).
 
@@ -214,29 +266,70 @@ def compare_summaries(
         if _has_requests(base_eps.get(n)) or _has_requests(cur_eps.get(n))
     )
     scopes = []
+    notes: list[str] = []
     for name in [TOTAL_SCOPE, *names]:
         b = base["total"] if name == TOTAL_SCOPE else base_eps.get(name)
         c = cur["total"] if name == TOTAL_SCOPE else cur_eps.get(name)
         metrics = {m: MetricDelta(m, _metric(b, m), _metric(c, m)) for m in METRICS}
+        mix: dict[str, MetricDelta] | None = None
         if name == TOTAL_SCOPE or (_has_requests(b) and _has_requests(c)):
             status = "compared"
             counts = (_number((b or {}).get("requests")), _number((c or {}).get("requests")))
-            reasons = _regressions(metrics, tolerance, noise_floor_ms, counts, min_tail_samples)
+            _mark_unjudged(metrics, counts, min_tail_samples)
+            judged = metrics
+            if name == TOTAL_SCOPE and base_hists and cur_hists:
+                mix = _on_baseline_mix(base_eps, base_hists, cur_hists)
+            if mix is not None:
+                judged = {**metrics, **{m: mix[m] for m in GUARDED_LATENCIES}}
+                for m in GUARDED_LATENCIES:
+                    judged[m] = MetricDelta(m, mix[m].base, mix[m].cur, metrics[m].unjudged)
+                notes.append(
+                    "total p95/p99 judged on the baseline's endpoint mix (the current run's "
+                    "endpoints re-weighted to the baseline's request shares)"
+                )
+            reasons = _regressions(judged, tolerance, noise_floor_ms)
         else:
             status, reasons = ("removed" if _has_requests(b) else "added"), []
-        scopes.append(ScopeComparison(name, status, metrics, reasons))
+        scopes.append(ScopeComparison(name, status, metrics, reasons, mix))
+    notes += [
+        f"{which}: load generator: {w}"
+        for which, summary in (("baseline", base), ("current", cur))
+        for w in load_generator_warnings(summary)
+    ]
     return Comparison(
         baseline=_run_title(base),
         current=_run_title(cur),
         tolerance=tolerance,
         noise_floor_ms=noise_floor_ms,
         scopes=scopes,
-        notes=[
-            f"{which}: load generator: {w}"
-            for which, summary in (("baseline", base), ("current", cur))
-            for w in load_generator_warnings(summary)
-        ],
+        notes=notes,
     )
+
+
+def _on_baseline_mix(
+    base_eps: Mapping[str, Any],
+    base_hists: Mapping[str, LatencyHistogram],
+    cur_hists: Mapping[str, LatencyHistogram],
+) -> dict[str, MetricDelta] | None:
+    """p95/p99 of both runs' endpoints mixed in the baseline's request shares, over the
+    endpoints both runs have histograms for; None when they share none."""
+    shares = {
+        n: float(_number(stats.get("requests")) or 0.0)
+        for n, stats in base_eps.items()
+        if isinstance(stats, Mapping) and n in base_hists and n in cur_hists
+    }
+    shares = {n: w for n, w in shares.items() if w > 0}
+    if not shares:
+        return None
+    out = {}
+    for m in GUARDED_LATENCIES:
+        q = _QUANTILE[m] * 100.0
+        b = mixture_percentile([(base_hists[n], w) for n, w in shares.items()], q)
+        c = mixture_percentile([(cur_hists[n], w) for n, w in shares.items()], q)
+        out[m] = MetricDelta(
+            m, None if b is None else round(b, 3), None if c is None else round(c, 3)
+        )
+    return out
 
 
 def _run_title(summary: Mapping[str, Any]) -> str:
@@ -265,3 +358,20 @@ def load_summary(run: str | Path, which: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("total"), Mapping):
         raise CompareInputError(f"{file} is not a panacea-locust summary (no 'total' section)")
     return data
+
+
+def load_histograms(run: str | Path) -> dict[str, LatencyHistogram] | None:
+    """The run folder's whole-run endpoint histograms (``histograms.json``), or None when the
+    run has none (older runs) or the file is unusable: the total is then judged as recorded."""
+    path = Path(run)
+    folder = path if path.is_dir() else path.parent
+    file = folder / HISTOGRAMS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        return {
+            str(name): LatencyHistogram.from_payload(payload)
+            for name, payload in data.items()
+            if isinstance(payload, str)
+        }
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None

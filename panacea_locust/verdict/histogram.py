@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import accumulate
 
 from hdrh.histogram import HdrHistogram
@@ -334,3 +334,34 @@ class HistogramSet:
 
     def reset(self) -> None:
         self._by_name = {}
+
+
+def mixture_percentile(parts: Sequence[tuple[LatencyHistogram, float]], q: float) -> float | None:
+    """Percentile ``q`` (0..100) of a mix in which each histogram holds ``share`` of the requests.
+
+    Used to judge a run's total on another run's endpoint mix: each histogram's counts are
+    scaled to its share, so a chance shift of the mix does not move the result. None when no
+    part with a positive share has values. The rank rule is the nearest rank of the module
+    docstring, applied to the weighted counts.
+    """
+    used = [(h, share) for h, share in parts if h.count and share > 0]
+    if not used:
+        return None
+    whole = sum(share for _, share in used)
+    weights = [0.0] * _COUNTS_LEN
+    for hist, share in used:
+        scale = share / whole / hist.count
+        for index, n in enumerate(hist._counts):
+            if n:
+                weights[index] += n * scale
+    target = min(max(q, 0.0), 100.0) / 100.0
+    running = 0.0
+    found = len(weights) - 1
+    for index, w in enumerate(weights):
+        running += w
+        if w and running >= target - 1e-12:
+            found = index
+            break
+    low = min(h.min_ms for h, _ in used)
+    high = max(h.max_ms for h, _ in used)
+    return min(max(_highest_equivalent_us(found) / 1000.0, low), high)
