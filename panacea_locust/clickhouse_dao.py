@@ -55,7 +55,7 @@ def names_from_settings(settings: Settings) -> SchemaNames:
     return SchemaNames(**{f: getattr(settings, v.lower()) for f, v in SCHEMA_VARIABLES.items()})
 
 
-#: table attribute -> its columns, as (column attribute, type) in SPEC's order
+#: table attribute -> its columns, as (column attribute, type) in the reference schema's order
 _COLUMNS: dict[str, list[tuple[str, str]]] = {
     "user_sessions": [
         ("user_id", "String"), ("session_id", "String"), ("created_at", "DateTime"),
@@ -303,7 +303,7 @@ class ClickHouseDAO:
 
     # --- schema and data (db init / db seed) --------------------------------------------------
     def schema_statements(self, *, drop: bool = False) -> list[str]:
-        """The DDL of SPEC's reference schema under the configured names (ClickHouse 18.16+)."""
+        """The DDL of the reference schema under the configured names (ClickHouse 18.16+)."""
         n = self.names
         statements = [f"CREATE DATABASE IF NOT EXISTS {n.q('database')}"]
         for table, columns in _COLUMNS.items():
@@ -327,7 +327,8 @@ class ClickHouseDAO:
         self.execute(f"TRUNCATE TABLE {self.names.table(table)}")
 
     def insert(self, table: str, rows: Iterable[Sequence[Any]]) -> int:
-        """Bulk-insert ``rows`` (tuples in SPEC's column order) into ``table``; returns count."""
+        """Bulk-insert ``rows`` (tuples in the reference schema's column order) into ``table``;
+        returns the count."""
         n = self.names
         cols = ", ".join(n.q(col) for col, _ in _COLUMNS[table])
         data = [tuple(r) for r in rows]
@@ -390,7 +391,7 @@ def load_pool_data(settings: Settings) -> PoolData:
     is loaded up to its ``DB_*_LIMIT``; a kind that fails or comes back empty stays empty (so
     it is generated) with its reason in ``fallbacks``, and a connection failure gives every
     kind that reason. One WARNING is logged per fallback. Bundle and combo ids are returned
-    sorted ascending (SPEC's windowing is over sorted ids); sessions stay newest first.
+    sorted ascending (the pools' windowing is over sorted ids); sessions stay newest first.
     """
     data = PoolData()
     if not settings.use_database_data:

@@ -43,7 +43,7 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class Settings(BaseSettings):
-    """The effective configuration of one process; see the README's settings table."""
+    """The effective configuration of one process; every variable is in docs/configuration.md."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     db_bundle_ids_limit: PositiveInt = 500
     db_combo_ids_limit: PositiveInt = 100
     db_sfdc_cases_limit: PositiveInt = 200
-    # table and column names, for an installation that names them otherwise (see SPEC's
-    # reference schema); a column name applies in every table that has that column
+    # table and column names, for an installation that names them otherwise (the defaults are
+    # the reference schema); a column name applies in every table that has that column
     clickhouse_user_sessions_table: str = REFERENCE_SCHEMA.user_sessions
     clickhouse_log_bundles_table: str = REFERENCE_SCHEMA.log_bundles
     clickhouse_combo_bundles_table: str = REFERENCE_SCHEMA.combo_bundles

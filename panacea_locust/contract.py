@@ -117,7 +117,7 @@ MAX_QUESTION_CHARS = 2000  #: ``question`` of ask-ai
 SFDC_CASE_PATTERN = r"[0-9]{9}"  #: an SFDC case number (``fullmatch``)
 SESSION_ID_PATTERN = r"[0-9a-f]{32}"  #: an ``X-Session-Id`` value (``fullmatch``)
 
-# --- the reference ClickHouse schema (SPEC) ---------------------------------------------------
+# --- the reference ClickHouse schema ---------------------------------------------------
 
 #: A plain ClickHouse name: the only kind this project puts (backquoted) into SQL text.
 IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -133,7 +133,8 @@ def quote_identifier(name: str) -> str:
 
 @dataclass(frozen=True)
 class SchemaNames:
-    """Database, table and column names in use; the defaults are SPEC's reference schema.
+    """Database, table and column names in use; the defaults are the reference schema
+    (docs/database.md).
 
     The load side (``Settings``, ``clickhouse_dao``) and the reference API's ClickHouse source
     both use this type, so the two always read the same tables. Fields are checked to be plain

@@ -1,4 +1,4 @@
-"""Per-user data pools (SPEC's distribution rules) and one payload builder per endpoint.
+"""Per-user data pools (the distribution rules of docs/configuration.md) and payload builders.
 
 Pure logic: no Locust and no network imports, so the rules are unit tested directly. Each
 virtual user owns a :class:`UserPool` built from its global index ``g``; every id a payload

@@ -1,4 +1,4 @@
-"""SPEC's data distribution rules, checked on the pools directly."""
+"""The data-distribution rules (docs/configuration.md), checked on the pools directly."""
 
 from __future__ import annotations
 

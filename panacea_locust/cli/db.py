@@ -1,10 +1,10 @@
 """``panacea-locust db init|seed|check``: the reference ClickHouse schema, its data, a dry run.
 
-``init`` creates SPEC's reference schema; ``seed`` fills it with the reference API's own
-synthetic data set (so ids a database-mode run loads are ids the reference API knows) plus user
-sessions; ``check`` connects and shows what database mode would load, kind by kind. Connection
-settings are the ``CLICKHOUSE_*`` variables (flags override them); the password is read from
-``CLICKHOUSE_PASSWORD`` only, never from a flag, so it never shows in a process list.
+``init`` creates the reference schema (docs/database.md); ``seed`` fills it with the reference
+API's own synthetic data set (so ids a database-mode run loads are ids the reference API knows)
+plus user sessions; ``check`` connects and shows what database mode would load, kind by kind.
+Connection settings are the ``CLICKHOUSE_*`` variables (flags override them); the password is
+read from ``CLICKHOUSE_PASSWORD`` only, never from a flag, so it never shows in a process list.
 """
 
 from __future__ import annotations

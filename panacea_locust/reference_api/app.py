@@ -187,7 +187,8 @@ def build_fastapi(engine: Engine) -> FastAPI:
     app = FastAPI(
         title="Panacea API (reference server)",
         version=__version__,
-        description="Local stand-in for the Panacea insights API, from PANACEA_API.md. "
+        description="Local stand-in for the Panacea insights API, from the API contract "
+        "(docs/api-contract.md). "
         "Introspection: GET /__stats, POST /__stats/reset, GET/POST /__config.",
     )
     errors: dict[int | str, dict[str, Any]] = {

@@ -3,7 +3,7 @@
 A database-mode load test takes its ids from ClickHouse; a reference API that knows the same
 records answers them with 200s instead of 404s. This module belongs to the reference API, which
 never imports the load side: it reads the same ``CLICKHOUSE_*`` table and column variables
-itself, through the contract's :class:`~panacea_locust.contract.SchemaNames` (defaults: SPEC's
+itself, through the contract's :class:`~panacea_locust.contract.SchemaNames` (defaults: the
 reference schema), and talks to ClickHouse with clickhouse-driver. Values are client-side
 parameters; names are checked and backquoted.
 """

@@ -1,5 +1,5 @@
-"""Pydantic models written from PANACEA_API.md: request bodies (strict, unknown keys rejected)
-and response shapes (used for the OpenAPI document).
+"""Pydantic models of the API contract (docs/api-contract.md): request bodies (strict, unknown
+keys rejected) and response shapes (used for the OpenAPI document).
 
 Request bodies are validated with ``Model.model_validate_json`` straight from the raw bytes, which
 runs in pydantic-core and keeps validation cheap enough for the 5,000 req/s target.

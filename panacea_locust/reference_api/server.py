@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description="Serve the reference Panacea API (the contract in "
-        "PANACEA_API.md) with a deterministic synthetic data set.",
+        "docs/api-contract.md) with a deterministic synthetic data set.",
     )
     p.add_argument(
         "--host",

@@ -66,7 +66,7 @@ def build_summary(
     acceptable: Mapping[str, Mapping[str, int]],
     endpoint_order: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """SPEC's ``summary.json``: ``run``, ``total`` and ``endpoints`` (thresholds added later).
+    """The results contract's ``summary.json``: ``run``, ``total`` and ``endpoints``.
 
     ``histograms`` holds one histogram per request name and one under ``"total"``.
     Endpoints are listed in ``endpoint_order`` first (the contract's), then any others.
