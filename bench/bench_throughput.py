@@ -99,9 +99,6 @@ class Throughput:
     def median_per_core(self, kind: str) -> float:
         return median(self.per_core(kind))
 
-    def median_rps(self, kind: str) -> float:
-        return median([w.rps for w in self.rounds.get(kind, [])])
-
     def median_cpu(self, kind: str) -> float:
         return median([w.cpu_share for w in self.rounds.get(kind, [])])
 

@@ -203,7 +203,6 @@ class LocustResult:
     rps: float  #: requests per second in the steady window (after the warm-up, to the stop)
     cpu: float  #: share of one core the Locust process used in that window
     run_dir: Path
-    csv_rps: float = 0.0  #: Locust's own aggregated requests per second (whole run)
     summary: dict[str, Any] | None = None  #: the framework's summary.json, when written
     spawned_at: float | None = None  #: time.monotonic() when every user had been spawned
     rss_samples_kb: list[tuple[float, int]] = field(default_factory=list)  #: (monotonic, kB)
@@ -222,11 +221,6 @@ class LocustResult:
         wanted = [c for c in cpus if c is not None and c < len(self.steal)]
         shares = [self.steal[c] for c in wanted] if wanted else self.steal
         return max(shares, default=0.0)
-
-    @property
-    def rps_per_core(self) -> float:
-        """Requests per CPU-second of the Locust process: its speed on one whole core."""
-        return self.rps / self.cpu if self.cpu > 0 else 0.0
 
 
 @dataclass
@@ -331,7 +325,6 @@ def finish_locust(lp: LocustProcess, rss: list[tuple[float, int]] | None = None)
         rps=(last["requests"] - first["requests"]) / wall if wall > 0 else 0.0,
         cpu=steady_cpu / wall if wall > 0 else 0.0,
         run_dir=tmp,
-        csv_rps=float(total["Requests/s"]),
         summary=json.loads(summary_file.read_text()) if summary_file.exists() else None,
         spawned_at=marks.get("spawned", {}).get("wall"),
         rss_samples_kb=rss or [],

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
-from urllib.parse import quote_plus
 
 from panacea_locust.config import Settings
 from panacea_locust.contract import (
@@ -170,13 +169,6 @@ _PAGE_SIZES = (10, 20, 20, 50, 100)  # search
 _PAGE_NOS = (1, 1, 1, 2, 3)
 _REPORT_PAGE_NOS = (1, 1, 2)
 _REPORT_PAGE_SIZES = (10, 20, 50)
-
-
-def _query(pairs: Sequence[tuple[str, Any]]) -> str:
-    """``urlencode`` for our parameters: integers as they are, anything else quoted."""
-    return "&".join(
-        [f"{k}={v}" if type(v) is int else f"{k}={quote_plus(str(v))}" for k, v in pairs]
-    )
 
 
 def _pick(rand: Callable[[], float], seq: Sequence[Any]) -> Any:
@@ -346,20 +338,6 @@ class PayloadGenerator:
             body["filters"] = self._filters(pool)
         path = self.paths[key]
         return RequestSpec("POST", path, path, body)
-
-    def _with_filters(self, pool: UserPool, body: dict[str, Any]) -> dict[str, Any]:
-        if pool.rng.random() < 0.7:
-            body["filters"] = self._filters(pool)
-        return body
-
-    def _get(self, key: str, query: list[tuple[str, Any]]) -> RequestSpec:
-        path = self.paths[key]
-        return RequestSpec("GET", f"{path}?{_query(query)}", path)
-
-    def _get_one(self, key: str, param: str, value: int) -> RequestSpec:
-        """A GET with one integer parameter (no encoding needed)."""
-        path = self.paths[key]
-        return RequestSpec("GET", f"{path}?{param}={value}", path)
 
     # --- one builder per endpoint, named for the settings key -----------------------------
     def logs_analyze(self, pool: UserPool) -> RequestSpec:

@@ -295,6 +295,8 @@ def test_the_total_is_judged_on_the_baselines_mix(tmp_path: Path) -> None:
     assert main([str(base), str(cur)]) == 0
     md = (cur / "compare.md").read_text()
     assert "judged on the baseline's endpoint mix" in md
+    data = json.loads((cur / "compare.json").read_text())
+    assert data["exit_code"] == 0 and data["scopes"][0]["on_baseline_mix"]["p95_ms"]["current"]
     # without the histograms the same runs read as a regression
     (base / "histograms.json").unlink()
     assert main([str(base), str(cur)]) == 1

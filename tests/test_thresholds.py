@@ -243,7 +243,7 @@ def test_abort_tracker_waits_for_the_grace_period(tmp_path: Path) -> None:
         tmp_path,
     )
     tracker = AbortTracker(slo)
-    assert tracker.enabled and [r.metric for r in tracker.rules] == ["p95_ms"]  # not min_rps
+    assert [r.metric for r in tracker.rules] == ["p95_ms"]  # not min_rps
     bad = summary(stats(), {SEARCH: stats(p95=450.0)})
     good = summary(stats(), {SEARCH: stats(p95=150.0)})
     silent = summary(stats())
@@ -263,7 +263,7 @@ def test_abort_tracker_grace_zero_and_disabled(tmp_path: Path) -> None:
     slo = slo_of("[total]\nmax_failure_ratio = 0.01\nabort = true\nabort_grace_s = 0", tmp_path)
     assert AbortTracker(slo).update(5.0, summary(stats(failures=500))) is not None
     quiet = AbortTracker(slo_of("[total]\np95_ms = 1", tmp_path))
-    assert not quiet.enabled
+    assert not quiet.rules
     assert quiet.update(0.0, summary(stats())) is None
     assert quiet.update(1000.0, summary(stats())) is None
 

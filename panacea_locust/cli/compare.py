@@ -2,13 +2,15 @@
 
 Exit codes: 0 no regression, 1 regressions flagged, 2 bad input (one line on stderr),
 4 regressions flagged only on latency while either run's load generator was unfit.
-Writes ``compare.md`` and ``compare.html`` (self-contained, inline SVG charts) into ``--out``
+Writes ``compare.md``, ``compare.html`` (self-contained, inline SVG charts) and ``compare.json``
+(the same for machines) into ``--out``
 (default: CURRENT_DIR).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from panacea_locust.report.compare import render_html, render_md, render_text
 from panacea_locust.verdict.compare import (
     DEFAULT_MIN_TAIL_SAMPLES,
     DEFAULT_NOISE_FLOOR_MS,
+    DEFAULT_TOLERANCE,
     EXIT_BAD_INPUT,
     CompareInputError,
     compare_summaries,
@@ -50,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("baseline", metavar="BASELINE_DIR", help="run folder of the baseline")
     parser.add_argument("current", metavar="CURRENT_DIR", help="run folder to judge")
     parser.add_argument(
-        "--tolerance", default="10%", help="allowed p95/p99 growth, percent (default 10%%)"
+        "--tolerance",
+        default=f"{DEFAULT_TOLERANCE:.0%}",
+        help="allowed p95/p99 growth, percent (default %(default)s)",
     )
     parser.add_argument(
         "--noise-floor-ms",
@@ -68,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        help="where to write compare.md and compare.html (default CURRENT_DIR)",
+        help="where to write compare.md, .html and .json (default CURRENT_DIR)",
     )
     return parser
 
@@ -103,6 +108,9 @@ def main(argv: Sequence[str]) -> int:
             out.mkdir(parents=True, exist_ok=True)
             (out / "compare.md").write_text(render_md(comparison), encoding="utf-8")
             (out / "compare.html").write_text(render_html(comparison), encoding="utf-8")
+            (out / "compare.json").write_text(
+                json.dumps(comparison.to_dict(), indent=2) + "\n", encoding="utf-8"
+            )
         except OSError as exc:
             raise CompareInputError(
                 f"cannot write the report into {str(out)!r}: {exc.strerror or exc}"
@@ -111,7 +119,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"panacea-locust compare: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(render_text(comparison))
-    print(f"Report: {out / 'compare.md'}, {out / 'compare.html'}")
+    print(f"Report: {out / 'compare.md'}, {out / 'compare.html'}, {out / 'compare.json'}")
     return comparison.exit_code
 
 

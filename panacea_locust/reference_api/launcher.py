@@ -158,11 +158,6 @@ class ReferenceAPIProcess:
         if proc.stdout is not None:
             proc.stdout.close()
 
-    @property
-    def output(self) -> list[str]:
-        """The last lines the server printed (start line, warnings, tracebacks)."""
-        return list(self._output)
-
     def __enter__(self) -> ReferenceAPIProcess:
         self.start()
         return self

@@ -40,9 +40,6 @@ class SessionStats:
     def add_bundles(self, ids: Iterable[int]) -> None:
         self.bundle_ids.update(ids)
 
-    def add_combo(self, combo_id: int) -> None:
-        self.combo_ids.add(combo_id)
-
 
 class Stats:
     """Counters per endpoint template, status, session and violation reason."""

@@ -111,10 +111,6 @@ class LatencyHistogram:
         return self._count
 
     @property
-    def sum_ms(self) -> float:
-        return self._sum
-
-    @property
     def min_ms(self) -> float:
         """Exact smallest recorded value (0.0 when empty)."""
         return self._min if self._count else 0.0
@@ -147,10 +143,6 @@ class LatencyHistogram:
         index = bisect_left(cumulative, target)
         value = _highest_equivalent_us(index) / 1000.0
         return min(max(value, self._min), self._max)
-
-    def percentiles(self, qs: Mapping[str, float]) -> dict[str, float]:
-        """Several percentiles at once, e.g. ``{"p95_ms": 95, "p99_ms": 99}`` -> values in ms."""
-        return {key: self.percentile(q) for key, q in qs.items()}
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add every value of ``other`` to this histogram (exact: same bucket layout)."""

@@ -279,11 +279,6 @@ class AbortTracker:
         self._broken_since: dict[Rule, float] = {}
         self.reason: str | None = None
 
-    @property
-    def enabled(self) -> bool:
-        """False when the SLO has no abort rules (no need to take snapshots at all)."""
-        return bool(self.rules)
-
     def update(self, now: float, snapshot_summary: Mapping[str, Any]) -> str | None:
         if self.reason is not None:
             return self.reason
