@@ -17,10 +17,10 @@ from locust import FastHttpUser, between
 from panacea_locust import __version__
 from panacea_locust.config import get_settings
 from panacea_locust.contract import ENDPOINTS
+from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
-from panacea_locust.run_context import get_context
-from panacea_locust.user_index import allocator
+from panacea_locust.run_context import RunContext
 
 _settings = get_settings()
 _REQUIRED_KEYS = {_settings.endpoint_path(e.key): e.response_keys for e in ENDPOINTS}
@@ -48,6 +48,7 @@ class PanaceaAPIUser(FastHttpUser):
     connection_timeout = _settings.request_timeout
 
     #: filled in by ``on_start``; class-level defaults keep type checkers informed
+    run_context: RunContext  #: this user's run's (``PanaceaRun.of(self.environment)``)
     index: int = -1
     pool: UserPool
     user_id: str = ""
@@ -61,8 +62,9 @@ class PanaceaAPIUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""
-        ctx = get_context()
-        self.index = allocator.next_index()
+        run = PanaceaRun.of(self.environment)
+        ctx = self.run_context = run.context
+        self.index = run.allocator.next_index()
         self.pool = UserPool.build(self.index, ctx.settings, ctx.pool_data)
         self.user_id, self.session_id = self.pool.user_id, self.pool.session_id
         token = ctx.settings.panacea_auth_token
@@ -112,7 +114,7 @@ class PanaceaAPIUser(FastHttpUser):
                     return None
                 response.success()
                 return parsed
-            ctx = get_context()
+            ctx = self.run_context
             if status in ctx.settings.acceptable_status_codes:
                 response.success()
                 ctx.tally.acceptable_response(spec.name, status)

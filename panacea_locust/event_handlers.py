@@ -1,8 +1,12 @@
 """Locust event listeners: set-up at ``init``, counting, progress, verdict and results export.
 
-Importing this module registers the listeners (the locustfile imports it). Results are
-written by the master (or the single local process) when a test stops, when Locust quits,
-and after Ctrl-C or SIGTERM, so an interrupted run still leaves its ``summary.json``.
+Importing this module adds two listeners to Locust's global events: the command-line options
+(Locust has one parser per process) and an ``init`` hook that gives each ``Environment`` its
+own :class:`PanaceaRun`. A run's listeners sit on its environment's events and its state is
+its own, so two environments in one process (tests, a library user) do not mix; users reach
+their run with ``PanaceaRun.of(self.environment)``. Results are written by the master (or the
+single local process) when a test stops, when Locust quits, and after Ctrl-C or SIGTERM, so an
+interrupted run still leaves its ``summary.json``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,14 +23,12 @@ from typing import Any
 import gevent
 from locust import User, events
 from locust.env import Environment
+from locust.event import EventHook
 from locust.runners import MasterRunner, WorkerRunner
 
-from panacea_locust.config import ConfigError, Settings
+from panacea_locust.config import Settings, get_settings
 from panacea_locust.contract import ENDPOINTS
-from panacea_locust.hotpath import (
-    gc_tuning,  # noqa: F401  (registers its listeners)
-    inspect_warmup,  # noqa: F401  (registers its listener)
-)
+from panacea_locust.hotpath import gc_tuning, inspect_warmup
 from panacea_locust.report.summary import (
     generator_warnings,
     render_table,
@@ -33,9 +36,9 @@ from panacea_locust.report.summary import (
     write_results,
 )
 from panacea_locust.report.thresholds import render_thresholds_text
-from panacea_locust.run_context import get_context
+from panacea_locust.run_context import RunContext
 from panacea_locust.shapes import add_shape_arguments
-from panacea_locust.user_index import allocator
+from panacea_locust.user_index import IndexAllocator
 from panacea_locust.verdict.health import (
     CpuMeter,
     GeneratorHealth,
@@ -58,6 +61,7 @@ logger = logging.getLogger("panacea_locust")
 RUN_DIR_ENV = "PANACEA_RUN_DIR"
 PROGRESS_ENV = "PANACEA_PROGRESS"
 CPU_SAMPLE_S = 5.0  #: seconds between samples of the load generator's CPU
+_ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
 class _RunState:
@@ -78,11 +82,6 @@ class _RunState:
         self.cpu_times_at_start = read_cpu_times()
 
 
-state = _RunState()
-#: this process's CPU share: sampled by a local run's sampler, or by a worker's reports
-cpu_meter = CpuMeter()
-
-
 def endpoint_names(settings: Settings) -> tuple[str, ...]:
     return tuple(settings.endpoint_path(e.key) for e in ENDPOINTS)
 
@@ -92,7 +91,7 @@ def _fail_start(message: str) -> None:
     sys.exit(2)
 
 
-# --- command line --------------------------------------------------------------------------
+# --- command line (global: Locust builds one parser per process, before any environment) ----
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any, **_: Any) -> None:
     group = parser.add_argument_group("panacea-locust")
@@ -114,41 +113,352 @@ def _add_arguments(parser: Any, **_: Any) -> None:
     add_shape_arguments(parser)
 
 
-# --- set-up --------------------------------------------------------------------------------
+# --- the one init hook ---------------------------------------------------------------------
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    ctx = get_context()
-    options = environment.parsed_options
-    ctx.options = options
-    runner = environment.runner
-    if runner is not None:
-        allocator.install(runner)
-    follow_locust_resets(environment)
-    weight = getattr(options, "analytics_user_weight", -1) if options else -1
-    if weight is not None and weight >= 0:
-        _set_analytics_weight(environment, weight)
-    users = getattr(options, "num_users", None) if options else None
-    if users and users > ctx.settings.locust_max_users:
-        _fail_start(
-            f"-u {users} is above LOCUST_MAX_USERS ({ctx.settings.locust_max_users}); "
-            "raise LOCUST_MAX_USERS (and USER_POOL_SIZE) to run more users"
+    """Locust sets up an environment: tune this process, then give the environment its run."""
+    gc_tuning.GcTuning.install(environment)
+    inspect_warmup.warm_inspect_caches()
+    PanaceaRun(environment)
+
+
+def _add_listener_run_last(hook: EventHook, listener: Callable[..., None]) -> None:
+    """Add ``listener`` to a hook Locust fires in reverse (``quitting``) so that it runs last.
+
+    A master's runner registers its own ``quitting`` listener when it is created, before
+    ``init``: it sends the workers ``quit`` and waits 0.5 s for their final reports. The
+    results must be written after that, so ours goes first in the list (``EventHook`` has no
+    public way to order listeners).
+    """
+    hook._handlers.insert(0, listener)
+
+
+class PanaceaRun:
+    """One Locust environment's run: its context (settings, data, payloads, tally), its user
+    index allocator, its test state, and the listeners that count, watch and report on it.
+
+    Created by the ``init`` hook (or directly, in tests); ``PanaceaRun.of(environment)`` finds
+    it again.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        if getattr(environment, _ATTRIBUTE, None) is not None:
+            raise RuntimeError("this environment already has a PanaceaRun")
+        self.environment = environment
+        self.context = RunContext(get_settings())
+        self.allocator = IndexAllocator()
+        self.state = _RunState()
+        #: this process's CPU share: sampled by a local run's sampler, or by a worker's reports
+        self.cpu_meter = CpuMeter()
+        self.tests_started = 0
+        setattr(environment, _ATTRIBUTE, self)
+        self._set_up()
+        self._add_listeners()
+
+    @classmethod
+    def of(cls, environment: Environment) -> PanaceaRun:
+        """The run of ``environment``: how users and tasks reach their settings and counters."""
+        run = getattr(environment, _ATTRIBUTE, None)
+        if not isinstance(run, cls):
+            raise LookupError(
+                "no PanaceaRun on this Locust environment: import panacea_locust.event_handlers "
+                "before Locust fires init, or create PanaceaRun(environment)"
+            )
+        return run
+
+    # --- set-up ----------------------------------------------------------------------------
+    def _set_up(self) -> None:
+        """Check the options and the thresholds file before any user starts (a bad one exits
+        with 2 and one line), then load this process's pool data."""
+        environment, ctx = self.environment, self.context
+        options = environment.parsed_options
+        runner = environment.runner
+        if runner is not None:
+            self.allocator.install(runner)
+        weight = getattr(options, "analytics_user_weight", -1) if options else -1
+        if weight is not None and weight >= 0:
+            _set_analytics_weight(environment, weight)
+        users = getattr(options, "num_users", None) if options else None
+        if users and users > ctx.settings.locust_max_users:
+            _fail_start(
+                f"-u {users} is above LOCUST_MAX_USERS ({ctx.settings.locust_max_users}); "
+                "raise LOCUST_MAX_USERS (and USER_POOL_SIZE) to run more users"
+            )
+        if not isinstance(runner, WorkerRunner):
+            from_option = getattr(options, "slo_file", "") if options else ""
+            slo_path = from_option or ctx.settings.slo_file
+            if slo_path:
+                try:
+                    self.state.slo = load_slo(slo_path, endpoint_names(ctx.settings))
+                except SLOError as err:
+                    _fail_start(str(err))
+        if not isinstance(runner, MasterRunner):
+            self._load_pool_data()
+        logger.info(
+            "panacea-locust: target %s, data source %s",
+            environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
+        )  # fmt: skip
+        logger.debug("effective configuration: %s", ctx.settings.masked())
+
+    def _load_pool_data(self) -> None:
+        """Database mode loads ids once per process; generated mode needs nothing."""
+        ctx = self.context
+        if ctx.settings.use_database_data:
+            from panacea_locust.clickhouse_dao import load_pool_data
+
+            ctx.pool_data = load_pool_data(ctx.settings)
+        ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
+
+    def _add_listeners(self) -> None:
+        """On this environment's events only, so another environment's run never sees them."""
+        on = self.environment.events
+        on.spawning_complete.add_listener(self._on_spawning_complete)
+        on.reset_stats.add_listener(self._on_reset_stats)
+        on.request.add_listener(self._request_listener())
+        on.report_to_master.add_listener(self._on_report_to_master)
+        on.worker_report.add_listener(self._on_worker_report)
+        on.test_start.add_listener(self._on_test_start)
+        on.test_stop.add_listener(self._on_test_stop)
+        _add_listener_run_last(on.quitting, self._on_quitting)
+        on.quit.add_listener(self._on_quit)
+
+    # --- counting --------------------------------------------------------------------------
+    def _on_spawning_complete(self, **_: Any) -> None:
+        """With ``--reset-stats`` Locust resets its statistics when spawning completes (in
+        every process); our per-request counts follow, so both cover the same requests."""
+        if self.environment.reset_stats:
+            self.context.tally.reset_requests()
+
+    def _on_reset_stats(self, **_: Any) -> None:
+        # the web UI's Reset Stats (master or local process; workers ship deltas anyway)
+        self.context.tally.reset_requests()
+
+    def _request_listener(self) -> Callable[..., None]:
+        """Once per request: straight to the histograms. The tally object lives as long as the
+        run (its resets clear it in place), so the closure saves a lookup per request."""
+        tally = self.context.tally
+
+        def on_request(name: str, response_time: float, **_: Any) -> None:
+            tally.histograms.record(name, response_time)
+
+        return on_request
+
+    def _on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
+        data["panacea"] = self.context.tally.drain()
+        data["panacea_cpu"] = self._cpu_share(min_window=0.5)  # every 3 s, and at the end
+
+    def _on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        report = data.get("panacea")
+        if report:
+            self.context.tally.merge(report)
+        if not self.state.written:
+            self.state.health.note_cpu(data.get("panacea_cpu"), client_id)
+
+    def _cpu_share(self, min_window: float = 0.0) -> float | None:
+        return self.cpu_meter.sample(time.monotonic(), time.process_time(), min_window)
+
+    def note_cpu_sample(self, min_window: float = 0.0) -> None:
+        """A local process notes its own CPU share since its last sample (if at least
+        ``min_window`` seconds ago); a master's figures come with its workers' reports."""
+        if not isinstance(self.environment.runner, MasterRunner):
+            self.state.health.note_cpu(self._cpu_share(min_window))
+
+    def load_generator_health(self, final: bool = True) -> GeneratorHealth:
+        """The run's ``GeneratorHealth`` so far: samples, Locust's CPU flags, steal since start;
+        ``final``: also the last stretch since the last sample, unless too short to tell."""
+        health = self.state.health
+        runner = self.environment.runner
+        if final:
+            self.note_cpu_sample(min_window=1.0)
+        if isinstance(runner, MasterRunner):  # the workers measure; the master only adds up
+            health.cpu_warning = runner.worker_cpu_warning_emitted
+        elif runner is not None:
+            health.cpu_warning = runner.cpu_warning_emitted
+        health.steal_percent = steal_percent(self.state.cpu_times_at_start, read_cpu_times())
+        return health
+
+    # --- test lifecycle --------------------------------------------------------------------
+    def _on_test_start(self, **_: Any) -> None:
+        environment, state, ctx = self.environment, self.state, self.context
+        self.cpu_meter.sample(time.monotonic(), time.process_time())  # CPU counts from here
+        if isinstance(environment.runner, WorkerRunner):
+            return
+        self.allocator.reset()
+        self.tests_started += 1
+        if self.tests_started > 1:  # the web UI's next test: a new run
+            ctx.tally.reset()
+            ctx.tally.data_sources.clear()
+            if not isinstance(environment.runner, MasterRunner):
+                ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
+        state.started_at = datetime.now(timezone.utc)
+        state.started_monotonic = time.monotonic()
+        state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
+        state.thresholds_passed = None
+        state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
+        for greenlet in state.greenlets:
+            greenlet.kill(block=False)
+        state.greenlets = []
+        if state.slo is not None and state.slo.abort_rules():
+            state.greenlets.append(gevent.spawn(self._abort_monitor, state.slo))
+        if self._progress_enabled():
+            state.greenlets.append(gevent.spawn(self._progress_printer))
+        if not isinstance(environment.runner, MasterRunner):
+            state.greenlets.append(gevent.spawn(self._cpu_sampler))
+
+    def _on_test_stop(self, **_: Any) -> None:
+        environment = self.environment
+        if isinstance(environment.runner, WorkerRunner) or self.state.started_at is None:
+            return
+        self.state.ended_at = datetime.now(timezone.utc)
+        options = environment.parsed_options
+        if options is not None and not options.headless:
+            # Web UI: each test is a run; give the workers' last reports a moment to arrive.
+            gevent.spawn_later(2.0, self.export_results)
+
+    def _on_quitting(self, **_: Any) -> None:
+        environment, state = self.environment, self.state
+        if isinstance(environment.runner, WorkerRunner):
+            return
+        for greenlet in state.greenlets:
+            greenlet.kill(block=False)
+        if not state.written:
+            self.export_results()
+        if state.thresholds_passed is not None:
+            environment.process_exit_code = 0 if state.thresholds_passed else EXIT_THRESHOLDS_FAILED
+
+    def _on_quit(self, **_: Any) -> None:
+        """Locust prints its tables during shutdown; the verdict comes last, after them."""
+        self._print_report()
+
+    # --- building and writing the summary --------------------------------------------------
+    def collect_summary(self, final: bool = True) -> dict[str, Any]:
+        """The results contract for the run so far, from Locust's stats and this run's tally."""
+        environment, state, ctx = self.environment, self.state, self.context
+        stats = environment.stats
+        counts: dict[str, EndpointCounts] = {}
+        for (name, _method), entry in stats.entries.items():
+            c = counts.setdefault(name, EndpointCounts())
+            c.requests += entry.num_requests
+            c.failures += entry.num_failures
+            c.rps += entry.total_rps
+        for error in stats.errors.values():
+            c = counts.setdefault(error.name, EndpointCounts())
+            reason = _reason(str(error.error))
+            c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0) + error.occurrences
+        total = EndpointCounts(
+            stats.total.num_requests, stats.total.num_failures, stats.total.total_rps
         )
-    if not isinstance(runner, WorkerRunner):
-        slo_path = (getattr(options, "slo_file", "") if options else "") or ctx.settings.slo_file
-        if slo_path:
+        now = state.ended_at or datetime.now(timezone.utc)
+        started = state.started_at or now
+        run = {
+            "id": state.run_dir.name if state.run_dir else None,
+            "label": _label(environment),
+            "host": environment.host or ctx.settings.panacea_host,
+            "started_at": started.isoformat().replace("+00:00", "Z"),
+            "ended_at": now.isoformat().replace("+00:00", "Z"),
+            "duration_s": round((now - started).total_seconds(), 3),
+            "users": dict(ctx.tally.users_by_type),
+            "data_source": ctx.tally.data_source(),
+            "config": ctx.settings.masked(),
+            "locust": _locust_options(environment),
+        }
+        if state.aborted:
+            run["aborted"] = state.aborted
+        run["load_generator"] = self.load_generator_health(final).as_dict()
+        histograms = ctx.tally.histograms
+        summary = build_summary(
+            run, counts, total, histograms, ctx.tally.acceptable,
+            endpoint_names(ctx.settings),
+        )  # fmt: skip
+        if state.slo is not None:
+            summary["thresholds"] = state.slo.evaluate(summary)
+            if state.aborted:
+                summary["thresholds"] = mark_aborted(summary["thresholds"], state.aborted)
+        return summary
+
+    def _results_root(self) -> str:
+        options = self.environment.parsed_options
+        from_option = getattr(options, "results_dir", "") if options else ""
+        return from_option or self.context.settings.results_dir
+
+    def export_results(self) -> Path | None:
+        """Write this run's folder; never raises (a failed export must not hide the run's end)."""
+        state, environment = self.state, self.environment
+        if state.written:
+            return state.run_dir
+        state.written = True
+        try:
+            preset = os.environ.get(RUN_DIR_ENV)
+            if preset and not any(Path(preset).glob("summary.json")):
+                state.run_dir = Path(preset)
+                state.run_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                started = state.started_at or datetime.now(timezone.utc)
+                state.run_dir = create_run_dir(self._results_root(), _label(environment), started)
+            summary = self.collect_summary()
+            write_results(state.run_dir, summary)
+            thresholds = summary.get("thresholds")
+            state.thresholds_passed = None if thresholds is None else bool(thresholds["passed"])
+            report = ["", render_table(summary)]
+            if thresholds is not None:
+                report.append(render_thresholds_text(thresholds))
+            report += [*generator_warnings(summary), verdict_line(summary)]
+            report.append(f"Results: {state.run_dir}")
+            state.report = "\n".join(report) + "\n"
+            options = environment.parsed_options
+            if options is None or not options.headless:
+                self._print_report()  # web UI: now; headless: after Locust's tables (quit event)
+            return state.run_dir
+        except Exception:  # pragma: no cover - logged, never fatal
+            logger.exception("panacea-locust: could not write the results")
+            return state.run_dir
+
+    def _print_report(self) -> None:
+        if self.state.report:
+            sys.stderr.write(self.state.report)
+            sys.stderr.flush()
+            self.state.report = ""
+
+    # --- background greenlets --------------------------------------------------------------
+    def _abort_monitor(self, slo: SLO) -> None:
+        tracker = AbortTracker(slo)
+        while True:
+            gevent.sleep(1.0)
             try:
-                state.slo = load_slo(slo_path, endpoint_names(ctx.settings))
-            except SLOError as err:
-                _fail_start(str(err))
-    if not isinstance(runner, MasterRunner):
-        _load_pool_data(ctx)
-    logger.info(
-        "panacea-locust: target %s, data source %s",
-        environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
-    )  # fmt: skip
-    logger.debug("effective configuration: %s", ctx.settings.masked())
+                reason = tracker.update(time.monotonic(), self.collect_summary(final=False))
+            except Exception:  # pragma: no cover
+                logger.exception("abort monitor failed")
+                continue
+            if reason:
+                logger.error("panacea-locust: stopping the run early: %s", reason)
+                self.state.aborted = reason
+                self.state.ended_at = datetime.now(timezone.utc)
+                if self.environment.runner is not None:
+                    self.environment.runner.quit()
+                return
+
+    def _cpu_sampler(self) -> None:
+        # 5 s windows: long enough that a spawn burst or a collection does not read as overload
+        while True:
+            gevent.sleep(CPU_SAMPLE_S)
+            self.note_cpu_sample()
+
+    def _progress_enabled(self) -> bool:
+        options = self.environment.parsed_options
+        return bool(getattr(options, "progress", False)) or os.environ.get(PROGRESS_ENV) == "1"
+
+    def _progress_printer(self) -> None:
+        tty = sys.stderr.isatty()
+        period = 1.0 if tty else 5.0
+        while True:
+            gevent.sleep(period)
+            elapsed = time.monotonic() - self.state.started_monotonic
+            line = progress_line(self.environment, elapsed)
+            sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
+            sys.stderr.flush()
 
 
+# --- pure helpers --------------------------------------------------------------------------
 def _set_analytics_weight(environment: Environment, weight: int) -> None:
     """``--analytics-user-weight``: Locust drops weight-0 classes before ``init``, so the
     class goes back into (or out of) the environment's list, not just its weight changes."""
@@ -164,194 +474,12 @@ def _set_analytics_weight(environment: Environment, weight: int) -> None:
         classes.remove(cls)
 
 
-def _load_pool_data(ctx: Any) -> None:
-    """Database mode loads ids once per process; generated mode needs nothing."""
-    if ctx.settings.use_database_data:
-        from panacea_locust.clickhouse_dao import load_pool_data
-
-        ctx.pool_data = load_pool_data(ctx.settings)
-    ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
-
-
-# --- counting ------------------------------------------------------------------------------
-def follow_locust_resets(environment: Environment) -> None:
-    """Reset our per-request counts whenever Locust resets its statistics: with
-    ``--reset-stats``, at each ``spawning_complete`` (in every process, as Locust does)."""
-
-    def on_spawning_complete(**_: Any) -> None:
-        if environment.reset_stats:
-            get_context().tally.reset_requests()
-
-    environment.events.spawning_complete.add_listener(on_spawning_complete)
-
-
-@events.reset_stats.add_listener
-def _on_reset_stats(**_: Any) -> None:
-    # the web UI's Reset Stats (master or local process; workers ship deltas anyway)
-    get_context().tally.reset_requests()
-
-
-@events.request.add_listener
-def _on_request(name: str, response_time: float, **_: Any) -> None:
-    # once per request: straight to the histograms, one call shorter than ``tally.record``
-    get_context().tally.histograms.record(name, response_time)
-
-
-@events.report_to_master.add_listener
-def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
-    data["panacea"] = get_context().tally.drain()
-    data["panacea_cpu"] = _cpu_share(min_window=0.5)  # every 3 s, and at the end
-
-
-@events.worker_report.add_listener
-def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
-    report = data.get("panacea")
-    if report:
-        get_context().tally.merge(report)
-    if not state.written:
-        state.health.note_cpu(data.get("panacea_cpu"), client_id)
-
-
-def _cpu_share(min_window: float = 0.0) -> float | None:
-    return cpu_meter.sample(time.monotonic(), time.process_time(), min_window)
-
-
-def note_cpu_sample(environment: Environment, min_window: float = 0.0) -> None:
-    """A local process notes its own CPU share since its last sample (if at least
-    ``min_window`` seconds ago); a master's figures come with its workers' reports."""
-    if not isinstance(environment.runner, MasterRunner):
-        state.health.note_cpu(_cpu_share(min_window))
-
-
-def load_generator_health(environment: Environment, final: bool = True) -> GeneratorHealth:
-    """The run's ``GeneratorHealth`` so far: samples, Locust's CPU flags, steal since start;
-    ``final``: also the last stretch since the last sample, unless too short to tell."""
-    health = state.health
-    runner = environment.runner
-    if final:
-        note_cpu_sample(environment, min_window=1.0)
-    if isinstance(runner, MasterRunner):  # the workers measure; the master only adds up
-        health.cpu_warning = runner.worker_cpu_warning_emitted
-    elif runner is not None:
-        health.cpu_warning = runner.cpu_warning_emitted
-    health.steal_percent = steal_percent(state.cpu_times_at_start, read_cpu_times())
-    return health
-
-
-# --- test lifecycle ------------------------------------------------------------------------
-@events.test_start.add_listener
-def _on_test_start(environment: Environment, **_: Any) -> None:
-    cpu_meter.sample(time.monotonic(), time.process_time())  # CPU counts from here
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    ctx = get_context()
-    allocator.reset()
-    if not _is_first_test():
-        ctx.tally.reset()
-        ctx.tally.data_sources.clear()
-        if not isinstance(environment.runner, MasterRunner):
-            ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
-    state.started_at = datetime.now(timezone.utc)
-    state.started_monotonic = time.monotonic()
-    state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
-    state.thresholds_passed = None
-    state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
-    for greenlet in state.greenlets:
-        greenlet.kill(block=False)
-    state.greenlets = []
-    if state.slo is not None and state.slo.abort_rules():
-        state.greenlets.append(gevent.spawn(_abort_monitor, environment, state.slo))
-    if _progress_enabled():
-        state.greenlets.append(gevent.spawn(_progress_printer, environment))
-    if not isinstance(environment.runner, MasterRunner):
-        state.greenlets.append(gevent.spawn(_cpu_sampler, environment))
-
-
-_tests_started = 0
-
-
-def _is_first_test() -> bool:
-    global _tests_started
-    _tests_started += 1
-    return _tests_started == 1
-
-
-@events.test_stop.add_listener
-def _on_test_stop(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner) or state.started_at is None:
-        return
-    state.ended_at = datetime.now(timezone.utc)
-    options = environment.parsed_options
-    if options is not None and not options.headless:
-        # Web UI: each test is a run; give the workers' last reports a moment to arrive.
-        gevent.spawn_later(2.0, export_results, environment)
-
-
-@events.quitting.add_listener
-def _on_quitting(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    for greenlet in state.greenlets:
-        greenlet.kill(block=False)
-    if not state.written:
-        export_results(environment)
-    if state.thresholds_passed is not None:
-        environment.process_exit_code = 0 if state.thresholds_passed else EXIT_THRESHOLDS_FAILED
-
-
-# --- building and writing the summary ------------------------------------------------------
 def _reason(error: str) -> str:
     """``CatchResponseError('HTTP 500')`` (how Locust stores a failure) becomes ``HTTP 500``."""
     for prefix in ("CatchResponseError(", "CatchResponseError:"):
         if error.startswith(prefix):
             return error[len(prefix) :].rstrip(")").strip("'\" ")
     return error
-
-
-def collect_summary(environment: Environment, final: bool = True) -> dict[str, Any]:
-    """The results contract for the run so far, from Locust's stats and this tally."""
-    ctx = get_context()
-    stats = environment.stats
-    counts: dict[str, EndpointCounts] = {}
-    for (name, _method), entry in stats.entries.items():
-        c = counts.setdefault(name, EndpointCounts())
-        c.requests += entry.num_requests
-        c.failures += entry.num_failures
-        c.rps += entry.total_rps
-    for error in stats.errors.values():
-        c = counts.setdefault(error.name, EndpointCounts())
-        reason = _reason(str(error.error))
-        c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0) + error.occurrences
-    total = EndpointCounts(
-        stats.total.num_requests, stats.total.num_failures, stats.total.total_rps
-    )
-    now = state.ended_at or datetime.now(timezone.utc)
-    started = state.started_at or now
-    run = {
-        "id": state.run_dir.name if state.run_dir else None,
-        "label": _label(environment),
-        "host": environment.host or ctx.settings.panacea_host,
-        "started_at": started.isoformat().replace("+00:00", "Z"),
-        "ended_at": now.isoformat().replace("+00:00", "Z"),
-        "duration_s": round((now - started).total_seconds(), 3),
-        "users": dict(ctx.tally.users_by_type),
-        "data_source": ctx.tally.data_source(),
-        "config": ctx.settings.masked(),
-        "locust": _locust_options(environment),
-    }
-    if state.aborted:
-        run["aborted"] = state.aborted
-    run["load_generator"] = load_generator_health(environment, final).as_dict()
-    histograms = ctx.tally.histograms
-    summary = build_summary(
-        run, counts, total, histograms, ctx.tally.acceptable,
-        endpoint_names(ctx.settings),
-    )  # fmt: skip
-    if state.slo is not None:
-        summary["thresholds"] = state.slo.evaluate(summary)
-        if state.aborted:
-            summary["thresholds"] = mark_aborted(summary["thresholds"], state.aborted)
-    return summary
 
 
 def _label(environment: Environment) -> str:
@@ -366,88 +494,6 @@ def _locust_options(environment: Environment) -> dict[str, Any]:
         return {}
     keys = ("num_users", "spawn_rate", "run_time", "headless", "processes", "master", "scenario")
     return {k: getattr(options, k, None) for k in keys}
-
-
-def _results_root() -> str:
-    ctx = get_context()
-    options = ctx.options
-    return (getattr(options, "results_dir", "") if options else "") or ctx.settings.results_dir
-
-
-def export_results(environment: Environment) -> Path | None:
-    """Write this run's folder; never raises (a failed export must not hide the run's end)."""
-    if state.written:
-        return state.run_dir
-    state.written = True
-    try:
-        preset = os.environ.get(RUN_DIR_ENV)
-        if preset and not any(Path(preset).glob("summary.json")):
-            state.run_dir = Path(preset)
-            state.run_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            started = state.started_at or datetime.now(timezone.utc)
-            state.run_dir = create_run_dir(_results_root(), _label(environment), started)
-        summary = collect_summary(environment)
-        write_results(state.run_dir, summary)
-        thresholds = summary.get("thresholds")
-        state.thresholds_passed = None if thresholds is None else bool(thresholds["passed"])
-        report = ["", render_table(summary)]
-        if thresholds is not None:
-            report.append(render_thresholds_text(thresholds))
-        report += [*generator_warnings(summary), verdict_line(summary)]
-        report.append(f"Results: {state.run_dir}")
-        state.report = "\n".join(report) + "\n"
-        options = environment.parsed_options
-        if options is None or not options.headless:
-            _print_report()  # web UI: now; headless: after Locust's own tables (quit event)
-        return state.run_dir
-    except Exception:  # pragma: no cover - logged, never fatal
-        logger.exception("panacea-locust: could not write the results")
-        return state.run_dir
-
-
-def _print_report() -> None:
-    if state.report:
-        sys.stderr.write(state.report)
-        sys.stderr.flush()
-        state.report = ""
-
-
-@events.quit.add_listener
-def _on_quit(**_: Any) -> None:
-    """Locust prints its tables during shutdown; the verdict comes last, after them."""
-    _print_report()
-
-
-# --- background greenlets ------------------------------------------------------------------
-def _abort_monitor(environment: Environment, slo: SLO) -> None:
-    tracker = AbortTracker(slo)
-    while True:
-        gevent.sleep(1.0)
-        try:
-            reason = tracker.update(time.monotonic(), collect_summary(environment, final=False))
-        except Exception:  # pragma: no cover
-            logger.exception("abort monitor failed")
-            continue
-        if reason:
-            logger.error("panacea-locust: stopping the run early: %s", reason)
-            state.aborted = reason
-            state.ended_at = datetime.now(timezone.utc)
-            if environment.runner is not None:
-                environment.runner.quit()
-            return
-
-
-def _cpu_sampler(environment: Environment) -> None:
-    # 5 s windows: long enough that a spawn burst or a collection does not read as overload
-    while True:
-        gevent.sleep(CPU_SAMPLE_S)
-        note_cpu_sample(environment)
-
-
-def _progress_enabled() -> bool:
-    options = get_context().options
-    return bool(getattr(options, "progress", False)) or os.environ.get(PROGRESS_ENV) == "1"
 
 
 def _fmt_clock(seconds: float) -> str:
@@ -470,14 +516,4 @@ def progress_line(environment: Environment, elapsed: float) -> str:
     )
 
 
-def _progress_printer(environment: Environment) -> None:
-    tty = sys.stderr.isatty()
-    period = 1.0 if tty else 5.0
-    while True:
-        gevent.sleep(period)
-        line = progress_line(environment, time.monotonic() - state.started_monotonic)
-        sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
-        sys.stderr.flush()
-
-
-__all__ = ["collect_summary", "export_results", "progress_line", "ConfigError"]
+__all__ = ["PanaceaRun", "progress_line"]

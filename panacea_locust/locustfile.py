@@ -16,7 +16,7 @@ except ConfigError as _err:
     sys.stderr.write(f"panacea-locust: {_err}\n")
     raise SystemExit(2) from None
 
-from panacea_locust import event_handlers  # noqa: E402,F401  (registers the listeners)
+from panacea_locust import event_handlers  # noqa: E402,F401  (options, init hook)
 from panacea_locust.shapes import ShapeError, selected_shape  # noqa: E402
 from panacea_locust.user_types import AnalyticsUser, HeavyUser, LightUser  # noqa: E402
 

@@ -5,11 +5,8 @@ locustfile, every non-abstract ``LoadTestShape`` subclass in the module's namesp
 instantiated; headless runs and the web UI use the first one found. Several may coexist (the
 web UI's ``--class-picker`` lets a person choose among them) but the command line has no option
 to choose one by name, and the locustfile is imported *before* Locust parses its options. So
-the choice has to be made at import time, and the locustfile must hold only the chosen class:
-
-    # locustfile.py
-    from panacea_locust.shapes import selected_shape_or_exit
-    LoadShape = selected_shape_or_exit()  # None (no shape) unless LOAD_SHAPE etc. say so
+the choice has to be made at import time, and the locustfile must hold only the chosen class,
+as ``panacea_locust/locustfile.py`` does with ``selected_shape()`` (None: no shape).
 
 ``selected_shape`` reads the shape settings the way Locust reads its own options (command line
 > environment variable > ``--config`` file or locust.conf), so ``--load-shape step``,
@@ -32,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -227,10 +223,6 @@ class StepLoadShape(_SettingsShape):
         self.stages = list(stages) if stages is not None else parse_stages(spec)
         self.spawn_rate = spawn_rate if spawn_rate is not None else default_spawn_rate(settings)
 
-    @property
-    def total_s(self) -> float:
-        return sum(stage.duration_s for stage in self.stages)
-
     def tick(self) -> tuple[int, float] | None:
         return step_at(self.stages, self.get_run_time(), self.spawn_rate)
 
@@ -243,10 +235,6 @@ class SpikeLoadShape(_SettingsShape):
     def __init__(self, spike: Spike | None = None) -> None:
         super().__init__()
         self.spike = spike if spike is not None else parse_spike(self._settings())
-
-    @property
-    def total_s(self) -> float:
-        return self.spike.total_s
 
     def tick(self) -> tuple[int, float] | None:
         return spike_at(self.spike, self.get_run_time())
@@ -336,17 +324,6 @@ def selected_shape(
     ``ShapeError``. ``argv`` defaults to ``sys.argv[1:]``."""
     settings = shape_settings(argv, environ)
     return shape_class_for(settings.get("LOAD_SHAPE"), settings)
-
-
-def selected_shape_or_exit(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> type[LoadTestShape] | None:
-    """``selected_shape`` for a locustfile: a bad setting prints one line and exits with 2."""
-    try:
-        return selected_shape(argv, environ)
-    except ShapeError as exc:
-        print(f"panacea-locust: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def add_shape_arguments(parser: Any) -> None:

@@ -3,7 +3,8 @@
 SPEC's pools are a function of a user's global index ``g``. A worker knows its own
 ``worker_index`` but not how many users the others hold, so the master hands out indexes:
 a worker asks with a custom message and the user waits (a few milliseconds) for the reply.
-A local run simply counts.
+A local run simply counts. Each run (``PanaceaRun.allocator``) has its own allocator,
+installed on its environment's runner.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ REPLY = "panacea_index_reply"
 
 
 class IndexAllocator:
+    """Hands out 0, 1, 2 ... to one run's users: itself (master, local) or through the master."""
+
     def __init__(self, reply_timeout: float = 30.0) -> None:
         self._next = 0
         self._requests = itertools.count()
@@ -61,6 +64,3 @@ class IndexAllocator:
         result = self._pending.get(msg.data["id"])
         if result is not None:
             result.set(msg.data["index"])
-
-
-allocator = IndexAllocator()

@@ -36,6 +36,3 @@ class AnalyticsUser(PanaceaAPIUser):
     weight = _settings.analytics_user_weight
     wait_time = between(_settings.standard_wait_min, _settings.standard_wait_max)
     tasks = weighted_tasks(analytics_weights())
-
-
-USER_TYPES: tuple[type[PanaceaAPIUser], ...] = (HeavyUser, LightUser, AnalyticsUser)

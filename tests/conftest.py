@@ -8,15 +8,19 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from panacea_locust.config import environment_without_settings
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+
+if TYPE_CHECKING:  # imported in the fixture: Locust patches the stdlib when imported
+    from panacea_locust.event_handlers import PanaceaRun
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -49,6 +53,32 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key not in kept and key != "PANACEA_REQUIRE_CLICKHOUSE":
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def new_run() -> Iterator[Callable[..., PanaceaRun]]:
+    """Builds a ``PanaceaRun`` as Locust's ``init`` does, on a fresh ``Environment`` with its
+    own ``Events`` and a local runner (keyword arguments go to ``Environment``); each run's
+    greenlets and runner are stopped afterwards."""
+    from locust.env import Environment
+    from locust.event import Events
+
+    from panacea_locust.event_handlers import PanaceaRun
+
+    runs: list[PanaceaRun] = []
+
+    def make(**environment: Any) -> PanaceaRun:
+        env = Environment(events=Events(), **environment)
+        env.create_local_runner()  # before the run, as in Locust: it installs on the runner
+        runs.append(PanaceaRun(env))
+        return runs[-1]
+
+    yield make
+    for run in runs:
+        for greenlet in run.state.greenlets:
+            greenlet.kill(block=False)
+        if run.environment.runner is not None:
+            run.environment.runner.quit()
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from locust import events
-from locust.env import Environment
-from locust.event import Events
 
-from panacea_locust import event_handlers
+from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.report.compare import render_text
 from panacea_locust.report.summary import generator_warnings, render_markdown
 from panacea_locust.verdict.compare import compare_summaries
@@ -126,19 +123,12 @@ def test_cpu_meter_gives_the_share_between_samples() -> None:
 
 
 @pytest.fixture
-def running_test() -> Iterator[Environment]:
-    """A local runner and the listeners' state as at the start of a test."""
-    env = Environment(events=Events())
-    env.create_local_runner()
-    saved = (event_handlers.state.health, event_handlers.state.written)
-    event_handlers.state.health, event_handlers.state.written = GeneratorHealth(), False
-    event_handlers.cpu_meter.sample(time.monotonic(), time.process_time())
-    try:
-        yield env
-    finally:
-        event_handlers.state.health, event_handlers.state.written = saved
-        assert env.runner is not None
-        env.runner.quit()
+def running_test(new_run: Callable[..., PanaceaRun]) -> PanaceaRun:
+    """A run on a local runner, its state as at the start of a test."""
+    run = new_run()
+    run.state.written = False
+    run.cpu_meter.sample(time.monotonic(), time.process_time())
+    return run
 
 
 def _busy(seconds: float) -> None:
@@ -147,33 +137,34 @@ def _busy(seconds: float) -> None:
         pass
 
 
-def test_the_local_process_samples_its_own_cpu_share(running_test: Environment) -> None:
-    env = running_test
+def test_the_local_process_samples_its_own_cpu_share(running_test: PanaceaRun) -> None:
+    run = running_test
     _busy(0.3)  # a window of pure work
-    event_handlers.note_cpu_sample(env)
-    busy = event_handlers.state.health.cpu_percent_max
+    run.note_cpu_sample()
+    busy = run.state.health.cpu_percent_max
     assert busy is not None and busy > 50
     time.sleep(0.3)  # a window of rest: the highest sample stays
-    event_handlers.note_cpu_sample(env)
-    assert event_handlers.state.health.cpu_percent_max == busy
+    run.note_cpu_sample()
+    assert run.state.health.cpu_percent_max == busy
 
 
-def test_workers_send_their_cpu_share_with_their_reports(running_test: Environment) -> None:
+def test_workers_send_their_cpu_share_with_their_reports(running_test: PanaceaRun) -> None:
+    on = running_test.environment.events
     data: dict = {}
     _busy(0.6)
-    events.report_to_master.fire(client_id="w1", data=data)  # on a worker
+    on.report_to_master.fire(client_id="w1", data=data)  # on a worker
     assert data["panacea_cpu"] > 50
-    events.worker_report.fire(client_id="w1", data=data)  # on the master
-    events.worker_report.fire(client_id="w2", data={"panacea_cpu": 12.0})
-    health = event_handlers.state.health
+    on.worker_report.fire(client_id="w1", data=data)  # on the master
+    on.worker_report.fire(client_id="w2", data={"panacea_cpu": 12.0})
+    health = running_test.state.health
     assert (health.cpu_percent_max, len(health.workers_sampled)) == (data["panacea_cpu"], 2)
 
 
-def test_locusts_own_cpu_warning_reaches_the_result(running_test: Environment) -> None:
-    env = running_test
-    assert env.runner is not None
-    assert event_handlers.load_generator_health(env).cpu_warning is False
-    env.runner.cpu_warning_emitted = True  # Locust's flag: a sample of its went above 90 %
-    health = event_handlers.load_generator_health(env)
+def test_locusts_own_cpu_warning_reaches_the_result(running_test: PanaceaRun) -> None:
+    run = running_test
+    assert run.environment.runner is not None
+    assert run.load_generator_health().cpu_warning is False
+    run.environment.runner.cpu_warning_emitted = True  # Locust's flag: a sample went above 90 %
+    health = run.load_generator_health()
     assert health.cpu_warning is True
     assert "CPU (over 85 %)" in health.warnings()[0]

@@ -14,7 +14,7 @@ import json
 import os
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -26,6 +26,7 @@ from conftest import http_server
 from panacea_locust import payload_generator as pg
 from panacea_locust.config import load_settings
 from panacea_locust.contract import ENDPOINTS
+from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.payload_generator import PayloadGenerator, PoolData, RequestSpec, UserPool
 
 
@@ -168,9 +169,13 @@ def gc_state() -> Iterator[None]:
 
 @pytest.mark.usefixtures("gc_state")
 def test_gc_freezes_survivors_and_reclaims_after_a_ramp_down() -> None:
+    from locust.env import Environment
+    from locust.event import Events
+
     from panacea_locust.hotpath import gc_tuning
 
-    gc_tuning._on_init()
+    env = Environment(events=Events())
+    gc_tuning.GcTuning.install(env)
     assert gc.get_threshold() == gc_tuning.GC_THRESHOLD
     frozen = gc.get_freeze_count()
     assert frozen > 0
@@ -180,12 +185,12 @@ def test_gc_freezes_survivors_and_reclaims_after_a_ramp_down() -> None:
             self.me = self
 
     users = [Cycle() for _ in range(1000)]
-    gc_tuning._on_spawning_complete(user_count=1000)
+    env.events.spawning_complete.fire(user_count=1000)
     assert gc.get_freeze_count() >= frozen + 1000
     del users  # the ramp-down stops them; frozen, they would never be collected
-    gc_tuning._on_spawning_complete(user_count=10)
+    env.events.spawning_complete.fire(user_count=10)
     assert gc.get_freeze_count() < frozen + 1000
-    gc_tuning._on_test_stop()
+    env.events.test_stop.fire(environment=env)
     assert gc.get_freeze_count() == 0
 
 
@@ -229,17 +234,16 @@ def http_target() -> Iterator[str]:
         yield url
 
 
-def test_response_check_and_headers_against_a_real_server(http_target: str) -> None:
-    from locust.env import Environment
-    from locust.event import Events
-
+def test_response_check_and_headers_against_a_real_server(
+    http_target: str, new_run: Callable[..., PanaceaRun]
+) -> None:
     from panacea_locust.base_user import PanaceaAPIUser
 
     class User(PanaceaAPIUser):
         host = http_target
 
-    env = Environment(user_classes=[User], events=Events())
-    env.create_local_runner()  # its listener keeps the statistics
+    run = new_run(user_classes=[User])  # its local runner's listener keeps the statistics
+    env = run.environment
     user = User(env)
     user.on_start()
     name = "/api/v1/logs/info"  # documented keys: bundle_id, sfdc_case_no, total_lines
@@ -265,12 +269,11 @@ def test_response_check_and_headers_against_a_real_server(http_target: str) -> N
 
 # --- stopping a test -------------------------------------------------------------------------
 def test_inspect_caches_are_warm_before_locust_stops_a_test() -> None:
-    """``Runner.stop()`` calls ``inspect.stack()``; cold, that blocked the loop 44 to 70 ms."""
+    """``Runner.stop()`` calls ``inspect.stack()``; cold, that blocked the loop."""
     import inspect
     import linecache
 
     import locust.runners
-    from locust import events
 
     from panacea_locust.hotpath import inspect_warmup
 
@@ -282,4 +285,33 @@ def test_inspect_caches_are_warm_before_locust_stops_a_test() -> None:
     inspect_warmup.warm_inspect_caches()
     assert runners_file in linecache.cache  # Runner.stop's own lines
     assert inspect.modulesbyfile.get(os.path.realpath(runners_file)) == "locust.runners"
-    assert inspect_warmup._on_init in events.init._handlers
+
+
+# --- installed by the init hook --------------------------------------------------------------
+@pytest.mark.usefixtures("gc_state")
+def test_the_init_hook_installs_the_tweaks_and_the_run_on_that_environment() -> None:
+    """One ``init`` listener on Locust's global events; what it installs goes on the
+    environment it is given, not on the global events."""
+    import linecache
+
+    import locust
+    from locust.env import Environment
+    from locust.event import Events
+
+    from panacea_locust import event_handlers
+    from panacea_locust.hotpath import gc_tuning
+
+    assert event_handlers._on_init in locust.events.init._handlers
+    global_listeners = {name: list(hook._handlers) for name, hook in vars(locust.events).items()}
+    env = Environment(events=Events())
+    env.create_local_runner()
+    linecache.clearcache()
+    event_handlers._on_init(environment=env)  # as ``environment.events.init.fire`` calls it
+    assert {n: list(h._handlers) for n, h in vars(locust.events).items()} == global_listeners
+    assert isinstance(event_handlers.PanaceaRun.of(env), event_handlers.PanaceaRun)
+    assert gc.get_threshold() == gc_tuning.GC_THRESHOLD
+    assert any(isinstance(getattr(h, "__self__", None), gc_tuning.GcTuning)
+               for h in env.events.spawning_complete._handlers)  # fmt: skip
+    assert linecache.cache  # the inspect warm-up ran
+    assert env.runner is not None
+    env.runner.quit()

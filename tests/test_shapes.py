@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from conftest import clean_env
 from locust import LoadTestShape
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from locust.util.load_locustfile import is_shape_class, load_locustfile
@@ -22,7 +24,6 @@ from panacea_locust.shapes import (
     parse_spike,
     parse_stages,
     selected_shape,
-    selected_shape_or_exit,
     shape_class_for,
     shape_settings,
     spike_at,
@@ -123,7 +124,6 @@ def test_step_tick_sequence_from_settings() -> None:
         None,
         None,
     ]
-    assert shape.total_s == 20.0  # type: ignore[attr-defined]
 
 
 def test_step_defaults() -> None:
@@ -221,12 +221,18 @@ def test_settings_precedence_cli_env_config(tmp_path: Path) -> None:
     assert chosen is not None and chosen.__name__ == "StepLoadShape"
 
 
-def test_selected_shape_or_exit(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        selected_shape_or_exit([], {"LOAD_SHAPE": "step", "LOAD_SHAPE_STAGES": "x"})
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("panacea-locust: LOAD_SHAPE_STAGES") and err.count("\n") == 1
+def test_a_bad_shape_setting_stops_the_locustfile_with_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import panacea_locust.locustfile"],
+        cwd=tmp_path,  # no locust.conf from elsewhere
+        env=clean_env(LOAD_SHAPE="step", LOAD_SHAPE_STAGES="x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("panacea-locust: LOAD_SHAPE_STAGES")
+    assert proc.stderr.count("\n") == 1
 
 
 def test_locust_parser_accepts_the_shape_options() -> None:

@@ -1,18 +1,6 @@
-"""``LazyCookieJar``: the standard cookie jar, minus its work when there is nothing to do.
-
-Locust's ``FastHttpSession`` keeps cookies like a browser, through ``http.cookiejar``: before
-every request the jar looks for cookies to send, and after every response it looks for cookies
-to keep. Each of those takes the jar's lock, which under gevent's monkey-patching is a lock
-written in Python, then walks the jar, and then walks it again to drop expired cookies. The
-Panacea API authenticates with headers and sets no cookie, so all of that finds nothing, on
-every request: measured with ``bench/bench_throughput.py`` (A/B in the same rounds), about 6 %
-of the framework's cost per request (0.83 of bare FastHttpUser's speed with the standard jar,
-0.89 with this one).
-
-This jar skips both walks when they cannot find anything (the jar is empty; the response has
-no ``Set-Cookie`` or ``Set-Cookie2`` header) and otherwise is the standard jar, so a server or
-load balancer that does set cookies (a sticky session, say) sees them sent back exactly as
-before.
+"""``LazyCookieJar``: the standard cookie jar, minus its lock and walks while it is empty and
+an answer sets no cookie, about 6 % of the framework's cost per request (``bench/``) for an API
+that sets none. It can go once Locust's ``FastHttpSession`` skips an empty jar by itself.
 """
 
 from __future__ import annotations
@@ -22,7 +10,9 @@ from typing import Any
 
 
 class LazyCookieJar(CookieJar):
-    """A :class:`~http.cookiejar.CookieJar` with fast paths for the no-cookie case."""
+    """A :class:`~http.cookiejar.CookieJar` with fast paths for the no-cookie case; with
+    cookies it is the standard jar, so a server that sets some (a sticky session, say) gets
+    them back exactly as before."""
 
     def add_cookie_header(self, request: Any) -> None:
         # ``_cookies`` (domain -> path -> name -> Cookie) is what the base class searches;

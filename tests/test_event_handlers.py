@@ -1,0 +1,116 @@
+"""``PanaceaRun``: one per Locust environment, its listeners on that environment's events and
+its state its own, so two environments in one process never share counts, indexes or tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from locust.env import Environment
+from locust.event import Events
+
+from panacea_locust.base_user import PanaceaAPIUser
+from panacea_locust.event_handlers import RUN_DIR_ENV, PanaceaRun
+
+NAME = "/api/v1/logs/info"
+
+
+def _request(run: PanaceaRun, response_time: float = 5.0) -> None:
+    """What Locust's clients fire after each request."""
+    run.environment.events.request.fire(
+        request_type="GET", name=NAME, response_time=response_time, response_length=2,
+        response=None, context={}, exception=None, start_time=0.0, url=NAME,
+    )  # fmt: skip
+
+
+def _count(run: PanaceaRun) -> int:
+    hist = run.context.tally.histograms.get(NAME)
+    return hist.count if hist else 0
+
+
+def test_a_request_is_counted_only_by_its_own_run(new_run: Callable[..., PanaceaRun]) -> None:
+    a, b = new_run(), new_run()
+    assert a.context is not b.context and a.allocator is not b.allocator
+    _request(a)
+    _request(a)
+    _request(b)
+    assert (_count(a), _count(b)) == (2, 1)
+    # Locust's own statistics, fed by each runner's listener, agree
+    assert (a.environment.stats.total.num_requests, b.environment.stats.total.num_requests) == (
+        2,
+        1,
+    )
+
+
+def test_a_new_test_on_one_run_leaves_the_other_alone(new_run: Callable[..., PanaceaRun]) -> None:
+    a, b = new_run(), new_run()
+    a.environment.events.test_start.fire(environment=a.environment)
+    b.environment.events.test_start.fire(environment=b.environment)
+    b_started = b.state.started_at
+    _request(a)
+    _request(b)
+    b.context.tally.user_started("LightUser", False)
+    a.environment.events.test_start.fire(environment=a.environment)  # the web UI's next test
+    assert (a.tests_started, b.tests_started) == (2, 1)
+    assert _count(a) == 0  # a new test is a new run
+    assert _count(b) == 1 and b.context.tally.users_by_type["LightUser"] == 1
+    assert b.state.started_at == b_started and not b.state.written
+    a.environment.events.reset_stats.fire()  # the web UI's Reset Stats, on one run only
+    assert _count(b) == 1
+
+
+def test_users_reach_their_own_run_through_their_environment(
+    new_run: Callable[..., PanaceaRun],
+) -> None:
+    class User(PanaceaAPIUser):
+        host = "http://127.0.0.1:9"  # no request is sent
+
+    a, b = new_run(user_classes=[User]), new_run(user_classes=[User])
+    users = [User(a.environment), User(a.environment), User(b.environment)]
+    for user in users:
+        user.on_start()
+    assert [u.index for u in users] == [0, 1, 0]  # each run numbers its own users
+    assert users[0].run_context is a.context and users[2].run_context is b.context
+    assert a.context.tally.users_by_type["User"] == 2
+    assert b.context.tally.users_by_type["User"] == 1
+
+
+def test_a_run_is_found_on_its_environment_and_only_there(
+    new_run: Callable[..., PanaceaRun],
+) -> None:
+    run = new_run()
+    assert PanaceaRun.of(run.environment) is run
+    with pytest.raises(LookupError, match="no PanaceaRun"):
+        PanaceaRun.of(Environment(events=Events()))
+    with pytest.raises(RuntimeError, match="already has a PanaceaRun"):
+        PanaceaRun(run.environment)
+
+
+def test_results_are_written_after_the_runners_own_quitting_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locust fires ``quitting`` in reverse; a master's runner (created before ``init``) sends
+    its workers ``quit`` and waits for their last reports there, so we must write after it."""
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv(RUN_DIR_ENV, str(run_dir))
+    seen: list[bool] = []
+
+    def runners_own(**_: Any) -> None:
+        seen.append((run_dir / "summary.json").exists())
+
+    env = Environment(events=Events())
+    env.events.quitting.add_listener(runners_own)  # as a runner does when created
+    env.create_local_runner()
+    run = PanaceaRun(env)  # at init
+    env.events.test_start.fire(environment=env)
+    _request(run, 7.0)
+    env.events.quitting.fire(environment=env, reverse=True)  # as Locust's shutdown does
+    assert seen == [False]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["endpoints"][NAME]["requests"] == 1
+    assert summary["total"]["requests"] == 1
+    assert env.runner is not None
+    env.runner.quit()
