@@ -29,6 +29,7 @@ clickhouse:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vulture
 
 typecheck: install
 	$(BIN)/mypy

@@ -60,8 +60,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              _keys("sfdc_case_no", "paths")),
 )  # fmt: skip
 ENDPOINTS_BY_KEY: dict[str, Endpoint] = {e.key: e for e in ENDPOINTS}
-#: Request names (rows in Locust's statistics, summary.json and /__stats), in the contract's order.
-ENDPOINT_NAMES: tuple[str, ...] = tuple(e.path for e in ENDPOINTS)
 #: The one endpoint with a path parameter is routed by this prefix (the parameter follows it).
 PATH_PARAM_PREFIX = "/api/v1/log-bundle-paths/by-sfdc-case/"
 _BY_NAME: dict[str, Endpoint] = {

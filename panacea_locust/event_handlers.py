@@ -39,6 +39,7 @@ from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
 from panacea_locust.shapes import add_shape_arguments
 from panacea_locust.user_index import IndexAllocator
+from panacea_locust.verdict.decision import decide
 from panacea_locust.verdict.health import (
     CpuMeter,
     GeneratorHealth,
@@ -47,7 +48,6 @@ from panacea_locust.verdict.health import (
 )
 from panacea_locust.verdict.results import EndpointCounts, build_summary, create_run_dir
 from panacea_locust.verdict.thresholds import (
-    EXIT_THRESHOLDS_FAILED,
     SLO,
     AbortTracker,
     SLOError,
@@ -75,7 +75,8 @@ class _RunState:
         self.written = True  # nothing to write before the first test starts
         self.run_dir: Path | None = None
         self.aborted: str | None = None
-        self.thresholds_passed: bool | None = None
+        #: the verdict's exit code once the results are written (None: no rules applied)
+        self.exit_code: int | None = None
         self.report = ""  #: the table, rules and verdict, printed once the run has ended
         self.greenlets: list[gevent.Greenlet] = []
         self.health = GeneratorHealth()
@@ -173,6 +174,10 @@ class PanaceaRun:
         environment, ctx = self.environment, self.context
         options = environment.parsed_options
         runner = environment.runner
+        if not environment.host and ctx.settings.panacea_host:
+            # the original design's ``export PANACEA_HOST=...`` for plain ``locust -f``:
+            # Locust gives every user class the environment's host
+            environment.host = ctx.settings.panacea_host
         if runner is not None:
             self.allocator.install(runner)
         weight = getattr(options, "analytics_user_weight", -1) if options else -1
@@ -189,9 +194,15 @@ class PanaceaRun:
             slo_path = from_option or ctx.settings.slo_file
             if slo_path:
                 try:
-                    self.state.slo = load_slo(slo_path, endpoint_names(ctx.settings))
+                    slo = self.state.slo = load_slo(slo_path, endpoint_names(ctx.settings))
                 except SLOError as err:
                     _fail_start(str(err))
+                if not any(r.metric == "max_failure_ratio" for r in slo.rules):
+                    logger.warning(
+                        "panacea-locust: %s has no max_failure_ratio rule: errors are judged "
+                        "only when no request got an answer at all",
+                        slo_path,
+                    )
         if not isinstance(runner, MasterRunner):
             self._load_pool_data()
         logger.info(
@@ -238,8 +249,8 @@ class PanaceaRun:
         run (its resets clear it in place), so the closure saves a lookup per request."""
         tally = self.context.tally
 
-        def on_request(name: str, response_time: float, **_: Any) -> None:
-            tally.histograms.record(name, response_time)
+        def on_request(name: str, response_time: float, exception: Any = None, **_: Any) -> None:
+            (tally.failed if exception else tally.histograms).record(name, response_time)
 
         return on_request
 
@@ -293,7 +304,7 @@ class PanaceaRun:
         state.started_at = datetime.now(timezone.utc)
         state.started_monotonic = time.monotonic()
         state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
-        state.thresholds_passed = None
+        state.exit_code = None
         state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
         for greenlet in state.greenlets:
             greenlet.kill(block=False)
@@ -323,8 +334,8 @@ class PanaceaRun:
             greenlet.kill(block=False)
         if not state.written:
             self.export_results()
-        if state.thresholds_passed is not None:
-            environment.process_exit_code = 0 if state.thresholds_passed else EXIT_THRESHOLDS_FAILED
+        if state.exit_code is not None:  # None: no rules, Locust's own exit code stands
+            environment.process_exit_code = state.exit_code
 
     def _on_quit(self, **_: Any) -> None:
         """Locust prints its tables during shutdown; the verdict comes last, after them."""
@@ -368,12 +379,15 @@ class PanaceaRun:
         histograms = ctx.tally.histograms
         summary = build_summary(
             run, counts, total, histograms, ctx.tally.acceptable,
-            endpoint_names(ctx.settings),
+            endpoint_names(ctx.settings), ctx.tally.failed,
         )  # fmt: skip
+        # the same top-level keys for every run, whatever started it
+        summary["thresholds"] = {"passed": None, "rules": []}
         if state.slo is not None:
             summary["thresholds"] = state.slo.evaluate(summary)
             if state.aborted:
                 summary["thresholds"] = mark_aborted(summary["thresholds"], state.aborted)
+        summary["verdict"] = decide(summary).as_dict()
         return summary
 
     def _results_root(self) -> str:
@@ -396,11 +410,12 @@ class PanaceaRun:
                 started = state.started_at or datetime.now(timezone.utc)
                 state.run_dir = create_run_dir(self._results_root(), _label(environment), started)
             summary = self.collect_summary()
-            write_results(state.run_dir, summary)
-            thresholds = summary.get("thresholds")
-            state.thresholds_passed = None if thresholds is None else bool(thresholds["passed"])
+            ctx_histograms = self.context.tally.histograms
+            write_results(state.run_dir, summary, ctx_histograms.to_payload())
+            thresholds = summary["thresholds"]
+            state.exit_code = summary["verdict"]["exit_code"]
             report = ["", render_table(summary)]
-            if thresholds is not None:
+            if thresholds["rules"]:
                 report.append(render_thresholds_text(thresholds))
             report += [*generator_warnings(summary), verdict_line(summary)]
             report.append(f"Results: {state.run_dir}")

@@ -300,6 +300,10 @@ def test_the_total_is_judged_on_the_baselines_mix(tmp_path: Path) -> None:
     # without the histograms the same runs read as a regression
     (base / "histograms.json").unlink()
     assert main([str(base), str(cur)]) == 1
+    # and a real slowdown of an endpoint is one on the baseline's mix too (exit 1, not 4)
+    _write_hists(base, {SEARCH: fast[:1960], ASK: slow[:40]})
+    _write_hists(cur, {SEARCH: [3 * v for v in fast[:1800]], ASK: slow[:200]})
+    assert main([str(base), str(cur)]) == 1
 
 
 def test_a_latency_regression_on_an_unfit_generator_exits_4(tmp_path: Path) -> None:

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, clean_env, run_dirs, run_panacea
 
-from panacea_locust.contract import ENDPOINT_NAMES, ENDPOINTS
+from panacea_locust.contract import ENDPOINTS
 from panacea_locust.payload_generator import window_start
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+
+ENDPOINT_NAMES = tuple(e.path for e in ENDPOINTS)
 
 pytestmark = pytest.mark.e2e
 
@@ -243,6 +245,28 @@ def test_plain_locust_command_of_the_original_readme(
     assert (tmp_path / "results_stats.csv").is_file() and (tmp_path / "report.html").is_file()
     assert len(run_dirs(tmp_path / "results")) == 1
     assert api.stats()["distinct_sessions"] == 10
+
+
+def test_plain_locust_takes_its_target_from_panacea_host(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """The original design's ``export PANACEA_HOST=...`` then ``locust -f locustfile.py``."""
+    before = api.stats()["total"]
+    proc = subprocess.Popen(
+        [*LOCUST, "--headless", "-u", "2", "-r", "2", "-t", "4s"],
+        cwd=tmp_path,
+        env=clean_env(PANACEA_HOST=api.url, **FAST_WAITS),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert api.stats()["total"] > before
+    (run_dir,) = run_dirs(tmp_path / "results")
+    import json
+
+    assert json.loads((run_dir / "summary.json").read_text())["run"]["host"] == api.url
 
 
 @pytest.mark.parametrize("runner", ["panacea", "locust"])

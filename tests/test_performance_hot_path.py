@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from conftest import http_server
@@ -70,13 +69,6 @@ def test_hour_table_matches_strftime_and_covers_every_window() -> None:
         assert pg._HOUR_STAMPS[h] == pg.iso(pg.EPOCH + timedelta(hours=h))
     last_start = (pg.SPAN_DAYS - 1) * 24 + 23
     assert last_start + max(pg._WINDOW_HOURS) < len(pg._HOUR_STAMPS)
-
-
-@pytest.mark.parametrize(
-    "pairs", [[("bundle_id", 900)], [("bundle_ids", 1), ("bundle_ids", 22)], [("q", "a b&c/é")]]
-)
-def test_query_is_urlencode(pairs: list[tuple[str, Any]]) -> None:
-    assert pg._query(pairs) == urlencode(pairs)
 
 
 def test_time_windows_are_well_formed_and_in_order() -> None:

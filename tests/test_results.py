@@ -86,7 +86,8 @@ def test_renderings_show_the_numbers_and_the_verdict() -> None:
             {"scope": "total", "metric": "p95_ms", "limit": 10, "observed": 95.0, "passed": False}
         ],
     }
-    assert verdict_line(s) == "VERDICT: FAIL (1 of 1 rules broken)"
+    line = "VERDICT: FAIL (1 of 1 rules broken: total p95_ms 95.0 ms > 10.0 ms)"
+    assert verdict_line(s) == line
     md = render_markdown(s)
     assert "| `/api/v1/logs/search` | 100 | 4 |" in md
     assert "| `/api/v1/logs/search` | HTTP 500 | 3 |" in md and "**FAIL**" in md
@@ -100,7 +101,7 @@ def test_tally_drain_and_merge_add_up_like_one_process() -> None:
     for tally, n in ((w1, 3), (w2, 5)):
         for i in range(n):
             tally.user_started("HeavyUser" if i % 2 else "LightUser", i == 0)
-            tally.record(SEARCH, 10.0 * (i + 1))
+            tally.histograms.record(SEARCH, 10.0 * (i + 1))
         tally.acceptable_response(INFO, 404)
         tally.data_sources[f"w{n}"] = {"mode": "generated", "loaded": {}, "fallbacks": {}}
     master.merge(w1.drain())

@@ -16,10 +16,20 @@ from locust.argument_parser import (
     setup_parser_arguments,
 )
 
+from panacea_locust.config import load_settings
+from panacea_locust.contract import ENDPOINTS
 from panacea_locust.shapes import add_shape_arguments
+from panacea_locust.verdict.thresholds import TOTAL_SCOPE, load_slo
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
+#: the SLO file each scenario names
+SLO_OF = {
+    "smoke": "scenarios/slo-smoke.toml",
+    "load": "slo.toml",
+    "stress": "slo.toml",
+    "analytics": "slo.toml",
+}
 #: name -> (users, spawn rate, run time s, analytics user weight or None)
 EXPECTED = {
     "smoke": (5, 1.0, 60, None),
@@ -76,7 +86,7 @@ def test_scenario_parses_with_locusts_parser(name: str, monkeypatch: pytest.Monk
     assert options.headless is True
     assert options.locustfile == "locustfile.py" and (ROOT / options.locustfile).is_file()
     assert options.scenario == name
-    assert options.slo_file == "slo.toml" and (ROOT / options.slo_file).is_file()
+    assert options.slo_file == SLO_OF[name] and (ROOT / options.slo_file).is_file()
     assert options.analytics_user_weight == weight
     assert options.load_shape is None
     # Locust's first pass (finding the locustfile) reads the file too
@@ -122,6 +132,47 @@ def test_scenarios_match_the_options_the_locustfile_registers() -> None:
     assert len(lines) == len(EXPECTED), result.stdout
     for name, line in zip(sorted(EXPECTED), lines, strict=True):
         scenario, users, slo_file, weight = line.split()
-        assert (scenario, int(users), slo_file) == (name, EXPECTED[name][0], "slo.toml")
+        assert (scenario, int(users), slo_file) == (name, EXPECTED[name][0], SLO_OF[name])
         if EXPECTED[name][3] is not None:
             assert int(weight) == EXPECTED[name][3]
+
+
+def _expected_requests(name: str) -> dict[str, float]:
+    """Requests a scenario sends per endpoint (and in total), from its users, the default
+    user weights, wait times and task weights; each request's own time is left out, so this
+    is an upper bound that the test divides by a safety factor."""
+    settings = load_settings()
+    users, _rate, run_time, analytics = EXPECTED[name]
+    kinds = {  # user type -> (weight, mean wait s, task weights by endpoint)
+        "heavy": (settings.heavy_user_weight,
+                  (settings.heavy_wait_min + settings.heavy_wait_max) / 2,
+                  {e.path: e.weight for e in ENDPOINTS}),
+        "light": (settings.light_user_weight,
+                  (settings.light_wait_min + settings.light_wait_max) / 2,
+                  {e.path: e.weight for e in ENDPOINTS}),
+        "analytics": (analytics or 0,
+                      (settings.standard_wait_min + settings.standard_wait_max) / 2,
+                      {e.path: e.analytics_weight for e in ENDPOINTS}),
+    }  # fmt: skip
+    total_weight = sum(w for w, _, _ in kinds.values())
+    out = dict.fromkeys([TOTAL_SCOPE, *(e.path for e in ENDPOINTS)], 0.0)
+    for weight, wait, tasks in kinds.values():
+        sent = users * weight / total_weight * run_time / wait
+        out[TOTAL_SCOPE] += sent
+        for path, w in tasks.items():
+            out[path] += sent * w / sum(tasks.values())
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_scenario_judges_only_what_its_run_can_measure(name: str) -> None:
+    """Every rule of a scenario's SLO file gets at least twice the requests it needs (a
+    percentile's tail samples, or one request), so a healthy run is not INCONCLUSIVE."""
+    slo = load_slo(ROOT / SLO_OF[name], [e.path for e in ENDPOINTS])
+    expected = _expected_requests(name)
+    short = [
+        f"{r.scope} {r.metric}: needs {r.needed()}, gets about {expected[r.scope]:.0f}"
+        for r in slo.rules
+        if expected[r.scope] < 2 * r.needed()
+    ]
+    assert not short, f"{name}: " + "; ".join(short)

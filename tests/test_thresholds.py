@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from panacea_locust.report.thresholds import render_thresholds_text  # noqa: E402
+from panacea_locust.report.thresholds import render_thresholds_text
+from panacea_locust.verdict.decision import EXIT_INCONCLUSIVE, decide
 from panacea_locust.verdict.thresholds import (
     EXIT_THRESHOLDS_FAILED,
     SLO,
     AbortTracker,
     Rule,
     SLOError,
-    exit_code,
     load_slo,
     mark_aborted,
 )
@@ -82,7 +82,7 @@ def test_shipped_slo_file_is_valid() -> None:
     assert set(scopes[1:]) <= set(ENDPOINTS)
     metrics = {(r.scope, r.metric): r.limit for r in slo.rules}
     assert metrics[("total", "max_failure_ratio")] == 0.01
-    assert metrics[(ASK, "p99_ms")] > metrics[("total", "p99_ms")]  # ask-ai is looser
+    assert metrics[(ASK, "p95_ms")] > metrics[("total", "p95_ms")]  # ask-ai is looser
 
 
 def test_full_file_parses_in_canonical_order(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ p99_ms = 1500
     )
     s = summary(
         stats(failures=20, acceptable={"400": 30, "404": 30}, rps=20.0),
-        {SEARCH: stats(requests=100, p99=1500.0)},
+        {SEARCH: stats(requests=500, p99=1500.0)},
     )
     block = slo.evaluate(s)
     got = {(r["scope"], r["metric"]): (r["observed"], r["passed"]) for r in block["rules"]}
@@ -198,24 +198,29 @@ p99_ms = 1500
         ("total", "p95_ms"): (120.0, True),
         ("total", "p99_ms"): (300.0, True),
         ("total", "max_failure_ratio"): (0.02, False),
-        ("total", "max_acceptable_4xx_ratio"): (0.06, False),  # (30 + 30) / 1000
+        # (30 + 30) / 1000 = 6 %: over the 5 % limit, but 1000 requests cannot tell 6 % from
+        # 5 % (the 95 % interval is 4.9 to 7.4 %): insufficient, not a chance failure
+        ("total", "max_acceptable_4xx_ratio"): (0.06, None),
         ("total", "min_rps"): (20.0, False),
         (SEARCH, "p99_ms"): (1500.0, True),
     }
     assert block["passed"] is False
     assert set(block) == {"passed", "rules"}
-    assert all(set(r) == {"scope", "metric", "limit", "observed", "passed"} for r in block["rules"])
-    assert exit_code(block) == EXIT_THRESHOLDS_FAILED == 3
+    keys = {"scope", "metric", "limit", "observed", "samples", "needed", "status", "passed"}
+    assert all(set(r) == keys for r in block["rules"])
+    s["thresholds"] = block
+    assert decide(s).exit_code == EXIT_THRESHOLDS_FAILED == 3
 
 
 def test_all_passing_and_empty_slo(tmp_path: Path) -> None:
     slo = slo_of("[total]\np95_ms = 500\nmin_rps = 1", tmp_path)
-    block = slo.evaluate(summary(stats()))
-    assert block["passed"] is True and exit_code(block) == 0
+    s = summary(stats())
+    s["thresholds"] = block = slo.evaluate(s)
+    assert block["passed"] is True and decide(s).exit_code == 0
     assert SLO().evaluate(summary(stats())) == {"passed": True, "rules": []}
 
 
-def test_scope_without_requests_fails_with_null(tmp_path: Path) -> None:
+def test_scope_without_requests_is_insufficient(tmp_path: Path) -> None:
     slo = slo_of(
         f'[endpoints."{ASK}"]\np95_ms = 100\nmax_failure_ratio = 0.5\n'
         f'[endpoints."{SEARCH}"]\nmin_rps = 0',
@@ -223,11 +228,14 @@ def test_scope_without_requests_fails_with_null(tmp_path: Path) -> None:
     )
     s = summary(stats(), {ASK: stats(requests=0)})  # search absent
     block = slo.evaluate(s)
-    assert [(r["scope"], r["observed"], r["passed"]) for r in block["rules"]] == [
-        (ASK, None, False),
-        (ASK, None, False),
-        (SEARCH, None, False),
+    assert [(r["scope"], r["observed"], r["status"]) for r in block["rules"]] == [
+        (ASK, None, "insufficient"),
+        (ASK, None, "insufficient"),
+        (SEARCH, None, "insufficient"),
     ]
+    assert block["passed"] is None  # no evidence either way
+    s["thresholds"] = block
+    assert decide(s).exit_code == EXIT_INCONCLUSIVE
 
 
 def test_failure_ratio_falls_back_to_counts(tmp_path: Path) -> None:
@@ -272,20 +280,26 @@ def test_renderers(tmp_path: Path) -> None:
     slo = slo_of(f'[total]\np95_ms = 100\nmin_rps = 5\n[endpoints."{ASK}"]\np99_ms = 1', tmp_path)
     block = slo.evaluate(summary(stats(p95=120.0)))
     text = render_thresholds_text(block)
-    assert text.splitlines()[0] == "Thresholds: FAILED (2 of 3 rules failed)"
+    assert text.splitlines()[0] == "Thresholds:"
     assert "<= 100.0 ms" in text and "120.0 ms" in text and ">= 5.00/s" in text
-    assert "n/a (no requests)" in text and text.count("FAIL") == 3
-    assert "PASSED (all 1 rules passed)" in render_thresholds_text(
-        slo_of("[total]\np95_ms = 500", tmp_path).evaluate(summary(stats()))
-    )
-    assert "no thresholds configured" in render_thresholds_text({"passed": True, "rules": []})
+    assert "n/a (no requests)" in text and text.count("FAIL") == 1
+    assert "insufficient (0 of 500 requests)" in text
+    assert render_thresholds_text({"passed": True, "rules": []}) == "Thresholds: no rules"
 
 
 def test_an_aborted_run_fails(tmp_path: Path) -> None:
     slo = slo_of("[total]\np95_ms = 500\nabort = true", tmp_path)
-    block = mark_aborted(slo.evaluate(summary(stats())), "SLO abort: total p95_ms ...")
-    assert block["passed"] is False and exit_code(block) == EXIT_THRESHOLDS_FAILED
+    s = summary(stats())
+    s["thresholds"] = block = mark_aborted(slo.evaluate(s), "SLO abort: total p95_ms ...")
+    assert block["passed"] is False and decide(s).exit_code == EXIT_THRESHOLDS_FAILED
     assert block["rules"][0]["passed"] is True  # the rules keep their end-of-run values
-    assert render_thresholds_text(block).startswith(
-        "Thresholds: FAILED (stopped early: SLO abort: total p95_ms ...; 0 of 1 rules failed"
-    )
+    assert decide(s).line == "VERDICT: FAIL (stopped early: SLO abort: total p95_ms ...)"
+
+
+def test_abort_tracker_waits_for_enough_samples(tmp_path: Path) -> None:
+    """Three slow requests are no evidence of a broken p95: no abort until 100 are in."""
+    slo = slo_of("[total]\np95_ms = 100\nabort = true\nabort_grace_s = 0", tmp_path)
+    tracker = AbortTracker(slo)
+    assert tracker.update(1.0, summary(stats(requests=3, p95=5000.0))) is None
+    assert tracker.update(2.0, summary(stats(requests=99, p95=5000.0))) is None
+    assert tracker.update(3.0, summary(stats(requests=100, p95=5000.0))) is not None

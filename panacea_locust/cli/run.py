@@ -35,6 +35,18 @@ def scenario_path(name: str) -> Path:
     )
 
 
+def scenario_slo(conf: Path | None) -> Path | None:
+    """The ``slo-file`` a scenario file names (each scenario judges what its run time can
+    measure), relative to the checkout the scenario file belongs to; None if it names none."""
+    if conf is None:
+        return None
+    for line in conf.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "slo-file" and value.strip():
+            return conf.resolve().parent.parent / value.strip()
+    return None
+
+
 def default_slo() -> Path | None:
     """``./slo.toml`` if present, else the one shipped with the source checkout."""
     for root in (Path.cwd(), PACKAGE_DIR.parent):
@@ -60,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenario file from scenarios/ (default: smoke when -u is not given)",
     )
     parser.add_argument("--label", help="results folder label (default: the scenario or 'run')")
-    parser.add_argument("--slo", help="thresholds file (default: SLO_FILE, else ./slo.toml)")
+    parser.add_argument(
+        "--slo",
+        help="thresholds file (default: SLO_FILE, else the scenario's slo-file, else ./slo.toml)",
+    )
     parser.add_argument("--no-slo", action="store_true", help="no pass/fail thresholds")
     parser.add_argument("--shape", choices=("step", "spike"), help="load shape (LOAD_SHAPE)")
     parser.add_argument("--processes", type=int, help="worker processes (Locust --processes)")
@@ -100,7 +115,11 @@ def main(argv: list[str]) -> int:
             )
         scenario = args.scenario or (None if args.users else "smoke")
         conf = scenario_path(scenario) if scenario else None
-        slo = None if args.no_slo else (args.slo or settings.slo_file or default_slo())
+        slo = (
+            None
+            if args.no_slo
+            else (args.slo or settings.slo_file or scenario_slo(conf) or default_slo())
+        )
         if slo is not None and not Path(slo).is_file():
             raise FileNotFoundError(f"--slo {slo}: no such file")
     except (ConfigError, ValueError, FileNotFoundError) as err:

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from panacea_locust.report.thresholds import rule_result
 from panacea_locust.verdict.compare import HISTOGRAMS_FILE
+from panacea_locust.verdict.decision import decide
 from panacea_locust.verdict.health import load_generator_warnings
 
 
@@ -67,14 +69,8 @@ def render_table(summary: Mapping[str, Any]) -> str:
 
 
 def verdict_line(summary: Mapping[str, Any]) -> str:
-    """``PASS``/``FAIL`` with the count of broken rules, or a note that no SLO applied."""
-    block = summary.get("thresholds")
-    if not block or not block.get("rules"):
-        return "VERDICT: no thresholds configured (set --slo FILE or SLO_FILE)"
-    broken = [r for r in block["rules"] if not r["passed"]]
-    if not broken:
-        return f"VERDICT: PASS ({len(block['rules'])} rules)"
-    return f"VERDICT: FAIL ({len(broken)} of {len(block['rules'])} rules broken)"
+    """``VERDICT: PASS|FAIL|INCONCLUSIVE (...)``: the one verdict (``verdict.decision``)."""
+    return decide(summary).line
 
 
 def generator_warnings(summary: Mapping[str, Any]) -> list[str]:
@@ -127,12 +123,21 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if failures:
         out += ["", "## Failures", "", "| endpoint | reason | count |", "|---|---|---|"]
         out += [f"| `{name}` | {reason} | {n} |" for name, reason, n in failures]
+        timed = summary["total"].get("failed_ms")
+        if timed:
+            out += [
+                "",
+                f"The {timed['count']} failed requests took p50 {_fmt(timed['p50_ms'])}, p95 "
+                f"{_fmt(timed['p95_ms'])}, max {_fmt(timed['max_ms'])} ms; the percentiles "
+                "above describe only the requests that got an answer.",
+            ]
     thresholds = summary.get("thresholds")
     if thresholds and thresholds.get("rules"):
         out += ["", "## Thresholds", "", "| scope | metric | limit | observed | result |"]
         out.append("|---|---|---|---|---|")
         for r in thresholds["rules"]:
-            result = "pass" if r["passed"] else "**FAIL**"
+            result = rule_result(r)
+            result = f"**{result}**" if result != "pass" else result
             out.append(
                 f"| `{r['scope']}` | {r['metric']} | {_fmt(r['limit'])} | "
                 f"{_fmt(r['observed'])} | {result} |"

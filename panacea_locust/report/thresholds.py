@@ -1,26 +1,19 @@
-"""The SLO rules as an aligned terminal table, under one verdict line."""
+"""The SLO rules as an aligned terminal table (the verdict itself is ``verdict.decision``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from panacea_locust.verdict.thresholds import format_value
+from panacea_locust.verdict.thresholds import evidence, format_value
 
 
-def _verdict_line(block: Mapping[str, Any]) -> str:
-    rules: Sequence[Mapping[str, Any]] = block.get("rules") or []
-    failed = sum(1 for r in rules if not r.get("passed"))
-    if block.get("aborted"):
-        return (
-            f"FAILED (stopped early: {block['aborted']}; {failed} of {len(rules)} rules "
-            f"failed at the end)"
-        )
-    if not rules:
-        return "no thresholds configured"
-    if failed:
-        return f"FAILED ({failed} of {len(rules)} rules failed)"
-    return f"PASSED (all {len(rules)} rules passed)"
+def rule_result(rule: Mapping[str, Any]) -> str:
+    """``pass``, ``FAIL``, or ``insufficient (12 of 100 requests)`` for one rule's result."""
+    status = rule.get("status") or ("pass" if rule.get("passed") else "fail")
+    if status == "insufficient":
+        return f"insufficient ({evidence(rule)})"
+    return "pass" if status == "pass" else "FAIL"
 
 
 def _rows(block: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -35,7 +28,7 @@ def _rows(block: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 metric,
                 f"{comparator} {format_value(metric, r.get('limit'))}",
                 format_value(metric, observed) if observed is not None else "n/a (no requests)",
-                "pass" if r.get("passed") else "FAIL",
+                rule_result(r),
             )
         )
     return rows
@@ -45,7 +38,7 @@ def render_thresholds_text(block: Mapping[str, Any]) -> str:
     """Plain aligned table for the terminal (no colours: it also lands in CI logs)."""
     header = ("scope", "rule", "limit", "observed", "result")
     rows = _rows(block)
-    lines = [f"Thresholds: {_verdict_line(block)}"]
+    lines = ["Thresholds:" if rows else "Thresholds: no rules"]
     if rows:
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:

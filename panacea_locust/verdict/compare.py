@@ -98,8 +98,11 @@ class Comparison:
     tolerance: float
     noise_floor_ms: float
     scopes: list[ScopeComparison]
-    #: why either run's latencies may be doubtful (its load generator's warnings)
+    #: how the comparison was made, and why either run's latencies may be doubtful
     notes: list[str] = field(default_factory=list)
+    #: either run's load-generator warnings (also in ``notes``): what makes a latency-only
+    #: regression inconclusive
+    generator_warnings: list[str] = field(default_factory=list)
 
     @property
     def flagged(self) -> bool:
@@ -110,7 +113,7 @@ class Comparison:
         """Flagged, but only on latency, and either run's load generator was unfit: a
         regression measured by a generator the run itself distrusts is not evidence."""
         latency_only = all(not r.startswith("failure_ratio") for _, r in self.regressions)
-        return self.flagged and bool(self.notes) and latency_only
+        return self.flagged and bool(self.generator_warnings) and latency_only
 
     @property
     def exit_code(self) -> int:
@@ -291,11 +294,12 @@ def compare_summaries(
         else:
             status, reasons = ("removed" if _has_requests(b) else "added"), []
         scopes.append(ScopeComparison(name, status, metrics, reasons, mix))
-    notes += [
+    warnings = [
         f"{which}: load generator: {w}"
         for which, summary in (("baseline", base), ("current", cur))
         for w in load_generator_warnings(summary)
     ]
+    notes += warnings
     return Comparison(
         baseline=_run_title(base),
         current=_run_title(cur),
@@ -303,6 +307,7 @@ def compare_summaries(
         noise_floor_ms=noise_floor_ms,
         scopes=scopes,
         notes=notes,
+        generator_warnings=warnings,
     )
 
 

@@ -65,10 +65,14 @@ def build_summary(
     histograms: HistogramSet | Mapping[str, LatencyHistogram],
     acceptable: Mapping[str, Mapping[str, int]],
     endpoint_order: tuple[str, ...] = (),
+    failed: HistogramSet | None = None,
 ) -> dict[str, Any]:
     """The results contract's ``summary.json``: ``run``, ``total`` and ``endpoints``.
 
-    ``histograms`` holds one histogram per request name and one under ``"total"``.
+    ``histograms`` holds one histogram per request name and one under ``"total"``: the
+    requests that got an answer, which the percentiles describe; ``failed`` the same for
+    failed requests, whose times are shown apart (``failed_ms``): a refused connection is
+    fast, and must not make a broken endpoint look quick.
     Endpoints are listed in ``endpoint_order`` first (the contract's), then any others.
     """
     names = [n for n in endpoint_order if n in counts] + sorted(
@@ -77,6 +81,7 @@ def build_summary(
     endpoints = {}
     for name in names:
         block = metrics(counts[name], histograms.get(name), acceptable.get(name, {}))
+        block["failed_ms"] = _failed_times(failed.get(name) if failed else None)
         block["failures_by_reason"] = dict(
             sorted(counts[name].failures_by_reason.items(), key=lambda kv: -kv[1])
         )
@@ -86,8 +91,21 @@ def build_summary(
         for code, n in codes.items():
             all_acceptable[code] = all_acceptable.get(code, 0) + n
     total_block = metrics(total, histograms.get(TOTAL), all_acceptable)
+    total_block["failed_ms"] = _failed_times(failed.get(TOTAL) if failed else None)
     total_block["failures_by_reason"] = _sum_reasons(counts.values())
     return {"run": run, "total": total_block, "endpoints": endpoints}
+
+
+def _failed_times(histogram: LatencyHistogram | None) -> dict[str, Any] | None:
+    """How long the failed requests took (count, p50, p95, max), or None without failures."""
+    if histogram is None or not histogram.count:
+        return None
+    return {
+        "count": histogram.count,
+        "p50_ms": _ms(histogram.percentile(50.0)),
+        "p95_ms": _ms(histogram.percentile(95.0)),
+        "max_ms": _ms(histogram.max_ms),
+    }
 
 
 def _sum_reasons(counts: Any) -> dict[str, int]:

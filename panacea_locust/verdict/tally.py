@@ -21,7 +21,11 @@ class RunTally:
         self.users_by_type: Counter[str] = Counter()
         self.acceptable: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.sessions: Counter[str] = Counter()  # "database" / "generated"
+        #: response times of requests that got an answer (success or acceptable 4xx): what
+        #: latency rules judge; a refused connection is fast, and is no answer
         self.histograms = HistogramSet()
+        #: response times of failed requests, shown apart in summary.json
+        self.failed = HistogramSet()
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
 
     def user_started(self, user_type: str, session_from_database: bool) -> None:
@@ -31,9 +35,6 @@ class RunTally:
     def acceptable_response(self, name: str, status: int) -> None:
         self.acceptable[name][str(status)] += 1
 
-    def record(self, name: str, response_time_ms: float) -> None:
-        self.histograms.record(name, response_time_ms)
-
     def drain(self) -> dict[str, Any]:
         """Everything counted since the last drain, as msgpack-safe data; the counters reset."""
         report = {
@@ -41,6 +42,7 @@ class RunTally:
             "acceptable": {name: dict(codes) for name, codes in self.acceptable.items()},
             "sessions": dict(self.sessions),
             "histograms": self.histograms.drain_payload(),
+            "failed": self.failed.drain_payload(),
             "data_sources": dict(self.data_sources),
         }
         self.users_by_type.clear()
@@ -55,6 +57,8 @@ class RunTally:
         self.sessions.update(report.get("sessions", {}))
         if report.get("histograms"):
             self.histograms.merge_payload(report["histograms"])
+        if report.get("failed"):
+            self.failed.merge_payload(report["failed"])
         self.data_sources.update(report.get("data_sources", {}))
 
     def reset_requests(self) -> None:
@@ -62,6 +66,7 @@ class RunTally:
         UI's Reset Stats, ``--reset-stats`` once spawning completes): ``summary.json``'s
         percentiles then cover the same requests as Locust's counts."""
         self.histograms = HistogramSet()
+        self.failed = HistogramSet()
         self.acceptable.clear()
 
     def reset(self) -> None:

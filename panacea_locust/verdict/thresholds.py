@@ -7,9 +7,12 @@ Rules are judged against the results-contract ``summary.json`` shape (``SLO.eval
 returns the ``thresholds`` block of that contract.
 
 Decisions, documented in docs/verdicts.md as well:
-- A rule whose scope got no requests (endpoint absent or ``requests == 0``) fails with
-  ``observed = None``: an endpoint that was meant to be judged but never called is suspicious.
-- ``AbortTracker`` ignores scopes without data (no evidence, no abort) and never aborts on
+- A rule is judged only on enough evidence. A percentile rule needs ``min_tail_samples``
+  (default 5) requests beyond its percentile (p95: 100 requests, p99: 500), the same rule as
+  ``compare``; any rule needs its scope to have requests. Without that it is
+  ``insufficient``: no evidence either way, which makes the verdict INCONCLUSIVE, not FAIL,
+  unless its table says ``require_samples = true``.
+- ``AbortTracker`` ignores rules without enough samples (no evidence, no abort) and never aborts on
   ``min_rps`` (throughput is low by design while users ramp up); both are judged at the end.
 - Observed values are rounded (ms and RPS to 3 decimals, ratios to 6) before the comparison,
   so the verdict always agrees with the numbers shown.
@@ -38,9 +41,16 @@ TOTAL_SCOPE = "total"
 LATENCY_KEYS: tuple[str, ...] = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
 RATIO_KEYS: tuple[str, ...] = ("max_failure_ratio", "max_acceptable_4xx_ratio")
 RULE_KEYS: tuple[str, ...] = (*LATENCY_KEYS, *RATIO_KEYS, "min_rps")
-OPTION_KEYS: tuple[str, ...] = ("abort", "abort_grace_s")
+OPTION_KEYS: tuple[str, ...] = ("abort", "abort_grace_s", "min_tail_samples", "require_samples")
 ALLOWED_KEYS: tuple[str, ...] = (*RULE_KEYS, *OPTION_KEYS)
 DEFAULT_ABORT_GRACE_S = 10.0
+#: Requests a percentile needs beyond it before it is evidence (compare uses it too).
+DEFAULT_MIN_TAIL_SAMPLES = 5
+QUANTILES: dict[str, float] = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
+#: z of the one-sided 95 % Wilson interval ratio rules are judged on
+RATIO_Z = 1.645
+#: a rule's status in the ``thresholds`` block
+PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
 
 #: Rules never used for aborting (see the module docstring).
 _NOT_FOR_ABORT = frozenset({"min_rps"})
@@ -59,6 +69,8 @@ class Rule:
     limit: float
     abort: bool = False
     abort_grace_s: float = DEFAULT_ABORT_GRACE_S
+    min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES
+    require_samples: bool = False
 
     @property
     def is_minimum(self) -> bool:
@@ -98,6 +110,30 @@ class Rule:
             digits = 3
         return None if value is None else round(value, digits)
 
+    def needed(self) -> int:
+        """Requests this rule's scope needs before its observed value is evidence: for a
+        percentile, ``min_tail_samples`` beyond it; for a ratio, enough that a clean run
+        (no failure) proves the limit, at 95 % one-sided (``ratio_interval``)."""
+        q = QUANTILES.get(self.metric)
+        if q is not None:
+            return max(1, math.ceil(self.min_tail_samples / (1.0 - q) - 1e-9))
+        if self.metric in RATIO_KEYS and self.limit > 0:
+            return max(1, math.ceil(RATIO_Z**2 * (1.0 - self.limit) / self.limit - 1e-9))
+        return 1
+
+    def _ratio_status(self, observed: float, samples: int) -> str | None:
+        """A ratio is judged on its confidence interval: FAIL only when the whole interval is
+        above the limit (a breach, not chance), PASS when it is at or below it; None when
+        the interval spans the limit (too few requests to tell)."""
+        if self.limit == 0:
+            return FAIL if observed > 0 else PASS
+        low, high = ratio_interval(round(observed * samples), samples)
+        if low > self.limit:
+            return FAIL
+        if high <= self.limit:
+            return PASS
+        return None
+
     def check(self, observed: float | None) -> bool:
         """Pass or fail for an observed value; None (no data) fails."""
         if observed is None:
@@ -105,13 +141,31 @@ class Rule:
         return observed >= self.limit if self.is_minimum else observed <= self.limit
 
     def result(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """This rule's entry in the ``thresholds`` block: ``status`` pass, fail or
+        insufficient; ``passed`` True, False, or None (no evidence either way)."""
         observed = self.observe(summary)
+        stats = _scope_stats(summary, self.scope)
+        samples = int(_number(stats.get("requests")) or 0) if stats is not None else 0
+        needed = self.needed()
+        status: str | None = None
+        if observed is not None and self.metric in RATIO_KEYS and samples > 0:
+            status = self._ratio_status(observed, samples)
+        elif observed is not None and samples >= needed:
+            status = PASS if self.check(observed) else FAIL
+        if status is None:
+            if self.require_samples and observed is not None:
+                status = PASS if self.check(observed) else FAIL
+            else:
+                status = FAIL if self.require_samples else INSUFFICIENT
         return {
             "scope": self.scope,
             "metric": self.metric,
             "limit": self.limit,
             "observed": observed,
-            "passed": self.check(observed),
+            "samples": samples,
+            "needed": needed,
+            "status": status,
+            "passed": None if status == INSUFFICIENT else status == PASS,
         }
 
 
@@ -127,18 +181,17 @@ class SLO:
         return list(dict.fromkeys(rule.scope for rule in self.rules))
 
     def evaluate(self, summary: Mapping[str, Any]) -> dict[str, Any]:
-        """The results-contract ``thresholds`` block: ``{"passed": bool, "rules": [...]}``."""
+        """The results-contract ``thresholds`` block: ``{"passed": ..., "rules": [...]}``;
+        ``passed`` is False when a rule failed, None when none failed but some had too little
+        evidence, True when every rule passed."""
         results = [rule.result(summary) for rule in self.rules]
-        return {"passed": all(r["passed"] for r in results), "rules": results}
+        statuses = {r["status"] for r in results}
+        passed = False if FAIL in statuses else (None if INSUFFICIENT in statuses else True)
+        return {"passed": passed, "rules": results}
 
     def abort_rules(self) -> tuple[Rule, ...]:
         """Rules of tables with ``abort = true`` that may stop a run early (never ``min_rps``)."""
         return tuple(r for r in self.rules if r.abort and r.metric not in _NOT_FOR_ABORT)
-
-
-def exit_code(block: Mapping[str, Any]) -> int:
-    """0 when every rule of a ``thresholds`` block passed, ``EXIT_THRESHOLDS_FAILED`` otherwise."""
-    return 0 if block.get("passed", True) else EXIT_THRESHOLDS_FAILED
 
 
 def mark_aborted(block: Mapping[str, Any], reason: str) -> dict[str, Any]:
@@ -209,6 +262,14 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
     grace = DEFAULT_ABORT_GRACE_S
     if "abort_grace_s" in table:
         grace = _non_negative(where, "abort_grace_s", table["abort_grace_s"], "seconds")
+    require = table.get("require_samples", False)
+    if not isinstance(require, bool):
+        raise SLOError(f"{where} require_samples = {_toml(require)} must be true or false")
+    tail = table.get("min_tail_samples", DEFAULT_MIN_TAIL_SAMPLES)
+    if isinstance(tail, bool) or not isinstance(tail, int) or not 0 <= tail <= 1_000_000:
+        raise SLOError(
+            f"{where} min_tail_samples = {_toml(tail)} must be a whole number from 0 to 1000000"
+        )
     rules = []
     for key in RULE_KEYS:  # canonical order, whatever the file's order
         if key not in table:
@@ -224,7 +285,9 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
             limit = _non_negative(where, key, table[key], "requests per second")
         else:
             limit = _non_negative(where, key, table[key], "milliseconds")
-        rules.append(Rule(scope=scope, metric=key, limit=limit, abort=abort, abort_grace_s=grace))
+        rules.append(
+            Rule(scope, key, limit, abort, grace, min_tail_samples=tail, require_samples=require)
+        )
     return rules
 
 
@@ -283,8 +346,9 @@ class AbortTracker:
         if self.reason is not None:
             return self.reason
         for rule in self.rules:
-            observed = rule.observe(snapshot_summary)
-            if observed is None or rule.check(observed):
+            result = rule.result(snapshot_summary)  # too few samples: no evidence, no abort
+            observed = result["observed"]
+            if result["status"] != FAIL or observed is None:
                 self._broken_since.pop(rule, None)
                 continue
             since = self._broken_since.setdefault(rule, now)
@@ -308,3 +372,33 @@ def format_value(metric: str, value: float | None) -> str:
     if metric.endswith("_ratio"):
         return f"{value:.4f}"
     return f"{value:.2f}/s"
+
+
+def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> bool:
+    """Whether ``requests`` put at least ``min_tail_samples`` beyond ``metric``'s percentile."""
+    if requests is None:
+        return False
+    return requests * (1.0 - QUANTILES[metric]) + 1e-9 >= min_tail_samples
+
+
+def ratio_interval(events: int, requests: int, z: float = RATIO_Z) -> tuple[float, float]:
+    """Wilson score interval of ``events / requests`` (each side one-sided at ``z``): where
+    the true ratio lies, given a sample. 2 acceptable 404s in 8 requests (25 %) spans 8 % to
+    55 %: no evidence against a 20 % limit either way; 0 failures in 300 reaches 0.9 %."""
+    if requests <= 0:
+        return 0.0, 1.0
+    p = events / requests
+    z2 = z * z
+    centre = (p + z2 / (2 * requests)) / (1 + z2 / requests)
+    half = z * math.sqrt(p * (1 - p) / requests + z2 / (4 * requests * requests))
+    half /= 1 + z2 / requests
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evidence(rule: Mapping[str, Any]) -> str:
+    """Why an insufficient rule result was not judged: too few requests, or a ratio whose
+    confidence interval spans the limit (too close to it to tell on these requests)."""
+    samples, needed = rule.get("samples", 0), rule.get("needed", 0)
+    if isinstance(samples, int) and isinstance(needed, int) and samples < needed:
+        return f"{samples} of {needed} requests"
+    return f"too close to the limit to tell on {samples} requests"
