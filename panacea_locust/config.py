@@ -36,10 +36,20 @@ _SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token")
 #: in SQL, and plain identifiers
 CLICKHOUSE_IDENTIFIER_FIELDS = tuple(v.lower() for v in SCHEMA_VARIABLES.values())
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PositiveInt = Annotated[int, Field(ge=1)]
+#: Every number has a finite, documented range (docs/configuration.md): a value that passes
+#: validation must not break the run (a weight of 50,000,000 took 2 GB building the task list;
+#: an id near 1e30 overflowed in every user; ``inf`` waits never ended).
+MAX_WEIGHT = 1000
+MAX_ID = 2**31 - 1
+MAX_COUNT = 1_000_000
+MAX_SECONDS = 86_400.0
+MAX_PATH_CHARS = 4096  #: Linux's PATH_MAX; one path component is at most 255 bytes
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+WaitSeconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+Rate = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
+Weight = Annotated[int, Field(ge=0, le=MAX_WEIGHT)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
 class Settings(BaseSettings):
@@ -50,39 +60,39 @@ class Settings(BaseSettings):
     # --- target and run -------------------------------------------------------------------
     panacea_host: str | None = None
     panacea_auth_token: SecretStr | None = None
-    locust_min_users: NonNegInt = 1
-    locust_max_users: PositiveInt = 100
-    locust_spawn_rate: PositiveFloat = 2.0
-    request_timeout: PositiveFloat = 30.0
+    locust_min_users: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 1
+    locust_max_users: Count = 100
+    locust_spawn_rate: Rate = 2.0
+    request_timeout: Seconds = 30.0
     acceptable_status_codes: Annotated[frozenset[int], NoDecode] = frozenset({400, 404})
     loadtest_seed: int | None = None
-    results_dir: str = "results"
+    results_dir: Annotated[str, Field(min_length=1)] = "results"
     slo_file: str | None = None
 
     # --- data distribution ----------------------------------------------------------------
-    bundle_id_min: PositiveInt = 800
-    bundle_id_max: PositiveInt = 1000
-    bundle_id_range_per_user: PositiveInt = 50
+    bundle_id_min: Id = 800
+    bundle_id_max: Id = 1000
+    bundle_id_range_per_user: Count = 50
     bundle_id_overlap_percentage: float = 0.3
-    combo_id_min: PositiveInt = 1
-    combo_id_max: PositiveInt = 200
-    combo_id_range_per_user: PositiveInt = 20
-    sfdc_cases_per_user: PositiveInt = 10
+    combo_id_min: Id = 1
+    combo_id_max: Id = 200
+    combo_id_range_per_user: Count = 20
+    sfdc_cases_per_user: Count = 10
     sfdc_case_base: Annotated[int, Field(ge=0, le=899_999_999)] = 12_340_000
-    bundle_paths_per_user: PositiveInt = 15
-    user_pool_size: PositiveInt = 1000
+    bundle_paths_per_user: Count = 15
+    user_pool_size: Count = 1000
     user_id_prefix: str = "loadtest_user"
 
     # --- user types -----------------------------------------------------------------------
-    heavy_user_weight: NonNegInt = 1
-    light_user_weight: NonNegInt = 3
-    analytics_user_weight: NonNegInt = 0
-    heavy_wait_min: NonNegFloat = 0.5
-    heavy_wait_max: NonNegFloat = 1.0
-    light_wait_min: NonNegFloat = 2.0
-    light_wait_max: NonNegFloat = 4.0
-    standard_wait_min: NonNegFloat = 1.0
-    standard_wait_max: NonNegFloat = 2.0
+    heavy_user_weight: Weight = 1
+    light_user_weight: Weight = 3
+    analytics_user_weight: Weight = 0
+    heavy_wait_min: WaitSeconds = 0.5
+    heavy_wait_max: WaitSeconds = 1.0
+    light_wait_min: WaitSeconds = 2.0
+    light_wait_max: WaitSeconds = 4.0
+    standard_wait_min: WaitSeconds = 1.0
+    standard_wait_max: WaitSeconds = 2.0
 
     # --- ClickHouse (database mode) -------------------------------------------------------
     use_database_data: bool = False
@@ -91,12 +101,12 @@ class Settings(BaseSettings):
     clickhouse_database: str = REFERENCE_SCHEMA.database
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
-    clickhouse_connect_timeout: PositiveFloat = 5.0
-    clickhouse_query_timeout: PositiveFloat = 30.0
-    db_users_limit: PositiveInt = 1000
-    db_bundle_ids_limit: PositiveInt = 500
-    db_combo_ids_limit: PositiveInt = 100
-    db_sfdc_cases_limit: PositiveInt = 200
+    clickhouse_connect_timeout: Seconds = 5.0
+    clickhouse_query_timeout: Seconds = 30.0
+    db_users_limit: Count = 1000
+    db_bundle_ids_limit: Count = 500
+    db_combo_ids_limit: Count = 100
+    db_sfdc_cases_limit: Count = 200
     # table and column names, for an installation that names them otherwise (the defaults are
     # the reference schema); a column name applies in every table that has that column
     clickhouse_user_sessions_table: str = REFERENCE_SCHEMA.user_sessions
@@ -116,29 +126,29 @@ class Settings(BaseSettings):
 
     # --- endpoints: <KEY>_PATH and <KEY>_WEIGHT -------------------------------------------
     logs_analyze_path: str = ENDPOINTS_BY_KEY["LOGS_ANALYZE"].path
-    logs_analyze_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_ANALYZE"].weight
+    logs_analyze_weight: Weight = ENDPOINTS_BY_KEY["LOGS_ANALYZE"].weight
     logs_info_path: str = ENDPOINTS_BY_KEY["LOGS_INFO"].path
-    logs_info_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_INFO"].weight
+    logs_info_weight: Weight = ENDPOINTS_BY_KEY["LOGS_INFO"].weight
     logs_severity_count_path: str = ENDPOINTS_BY_KEY["LOGS_SEVERITY_COUNT"].path
-    logs_severity_count_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_SEVERITY_COUNT"].weight
+    logs_severity_count_weight: Weight = ENDPOINTS_BY_KEY["LOGS_SEVERITY_COUNT"].weight
     logs_histogram_path: str = ENDPOINTS_BY_KEY["LOGS_HISTOGRAM"].path
-    logs_histogram_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_HISTOGRAM"].weight
+    logs_histogram_weight: Weight = ENDPOINTS_BY_KEY["LOGS_HISTOGRAM"].weight
     logs_heatmap_path: str = ENDPOINTS_BY_KEY["LOGS_HEATMAP"].path
-    logs_heatmap_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_HEATMAP"].weight
+    logs_heatmap_weight: Weight = ENDPOINTS_BY_KEY["LOGS_HEATMAP"].weight
     logs_search_path: str = ENDPOINTS_BY_KEY["LOGS_SEARCH"].path
-    logs_search_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_SEARCH"].weight
+    logs_search_weight: Weight = ENDPOINTS_BY_KEY["LOGS_SEARCH"].weight
     logs_filter_options_path: str = ENDPOINTS_BY_KEY["LOGS_FILTER_OPTIONS"].path
-    logs_filter_options_weight: NonNegInt = ENDPOINTS_BY_KEY["LOGS_FILTER_OPTIONS"].weight
+    logs_filter_options_weight: Weight = ENDPOINTS_BY_KEY["LOGS_FILTER_OPTIONS"].weight
     events_path: str = ENDPOINTS_BY_KEY["EVENTS"].path
-    events_weight: NonNegInt = ENDPOINTS_BY_KEY["EVENTS"].weight
+    events_weight: Weight = ENDPOINTS_BY_KEY["EVENTS"].weight
     ai_report_summary_path: str = ENDPOINTS_BY_KEY["AI_REPORT_SUMMARY"].path
-    ai_report_summary_weight: NonNegInt = ENDPOINTS_BY_KEY["AI_REPORT_SUMMARY"].weight
+    ai_report_summary_weight: Weight = ENDPOINTS_BY_KEY["AI_REPORT_SUMMARY"].weight
     ai_ask_ai_path: str = ENDPOINTS_BY_KEY["AI_ASK_AI"].path
-    ai_ask_ai_weight: NonNegInt = ENDPOINTS_BY_KEY["AI_ASK_AI"].weight
+    ai_ask_ai_weight: Weight = ENDPOINTS_BY_KEY["AI_ASK_AI"].weight
     reports_path: str = ENDPOINTS_BY_KEY["REPORTS"].path
-    reports_weight: NonNegInt = ENDPOINTS_BY_KEY["REPORTS"].weight
+    reports_weight: Weight = ENDPOINTS_BY_KEY["REPORTS"].weight
     bundle_paths_by_case_path: str = ENDPOINTS_BY_KEY["BUNDLE_PATHS_BY_CASE"].path
-    bundle_paths_by_case_weight: NonNegInt = ENDPOINTS_BY_KEY["BUNDLE_PATHS_BY_CASE"].weight
+    bundle_paths_by_case_weight: Weight = ENDPOINTS_BY_KEY["BUNDLE_PATHS_BY_CASE"].weight
 
     # --- field rules ----------------------------------------------------------------------
     @field_validator("acceptable_status_codes", mode="before")
@@ -160,6 +170,21 @@ class Settings(BaseSettings):
             raise ValueError("must list non-2xx HTTP status codes between 100 and 599")
         if 401 in value:
             raise ValueError("must not include 401: a missing or bad token is always a failure")
+        return value
+
+    @field_validator("results_dir", "slo_file")
+    @classmethod
+    def _check_file_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value.encode()) > MAX_PATH_CHARS or any(
+            len(part.encode()) > 255 for part in value.split("/")
+        ):
+            raise ValueError(
+                f"is too long for a file path ({MAX_PATH_CHARS} bytes, 255 per folder name)"
+            )
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
         return value
 
     @field_validator("bundle_id_overlap_percentage")
@@ -277,10 +302,38 @@ class _RelationError(ValueError):
         self.field, self.value, self.rule = field, value, rule
 
 
+#: characters of a rejected value quoted back: enough to recognise it, never a 10 KB line
+SHOWN_CHARS = 80
+
+
 def _show(field: str, value: Any) -> str:
     if field in _SECRET_FIELDS:
         return "'***'"
-    return repr(value) if isinstance(value, str) else f"'{value}'"
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > SHOWN_CHARS:
+        text = f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+    return repr(text) if isinstance(value, str) else f"'{text}'"
+
+
+def _rule_text(error: Mapping[str, Any]) -> str:
+    """pydantic's message in the words of the settings table."""
+    ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (error.get("ctx") or {}).items()}
+    kind = error.get("type")
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if kind == "greater_than":
+        return f"must be above {ctx.get('gt')}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    if kind in ("int_parsing", "int_from_float"):
+        return "must be a whole number"
+    if kind == "float_parsing":
+        return "must be a number"
+    if kind == "string_too_short":
+        return "must not be empty"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -304,8 +357,9 @@ def _validation_message(err: ValidationError) -> str:
     if isinstance(inner, _RelationError):
         return _relation_message(inner)
     field = str(first["loc"][0]) if first["loc"] else "settings"
-    msg = first["msg"].removeprefix("Value error, ")
-    return f"invalid setting {field.upper()}={_show(field, first.get('input'))}: {msg}"
+    return (
+        f"invalid setting {field.upper()}={_show(field, first.get('input'))}: {_rule_text(first)}"
+    )
 
 
 #: Variables read outside ``Settings``: the load shapes (``shapes.py``) and the test switch.

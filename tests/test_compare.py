@@ -317,3 +317,39 @@ def test_a_latency_regression_on_an_unfit_generator_exits_4(tmp_path: Path) -> N
     busy["total"] = stats(p95=300.0, failures=100)
     cur2 = run_dir(tmp_path, "cur2", busy)
     assert main([str(base), str(cur2)]) == 1
+
+
+@pytest.mark.parametrize(
+    "bad,key",
+    [
+        ("Infinity", "p95_ms"),
+        ("NaN", "p95_ms"),
+        ('"fast"', "p95_ms"),
+        ("true", "p95_ms"),
+        ("-5", "requests"),
+    ],
+)
+def test_a_summary_with_unusable_figures_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str, key: str
+) -> None:
+    """Found by the fault matrix: these read as 'ok' (exit 0)."""
+    base = run_dir(tmp_path, "base", summary("b", dict(BASE)))
+    text = json.dumps(summary("c", {SEARCH: stats()}))
+    text = text.replace(f'"{key}": {stats()[key]}', f'"{key}": {bad}', 1)
+    assert bad in text
+    (tmp_path / "cur").mkdir()
+    (tmp_path / "cur" / "summary.json").write_text(text)
+    assert main([str(base), str(tmp_path / "cur")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0] and "summary.json" in err[0]
+
+
+def test_a_deeply_nested_file_is_bad_input_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = run_dir(tmp_path, "base", summary("b", dict(BASE)))
+    (tmp_path / "cur").mkdir()
+    (tmp_path / "cur" / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main([str(base), str(tmp_path / "cur")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]

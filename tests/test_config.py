@@ -73,11 +73,11 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
             {"HEAVY_WAIT_MIN": "2", "HEAVY_WAIT_MAX": "1"},
             "HEAVY_WAIT_MIN='2.0': must not exceed HEAVY_WAIT_MAX (1.0)",
         ),
-        ({"LIGHT_WAIT_MIN": "-1"}, "LIGHT_WAIT_MIN='-1': Input should be greater than or equal"),
-        ({"STANDARD_WAIT_MAX": "soon"}, "STANDARD_WAIT_MAX='soon': Input should be a valid number"),
+        ({"LIGHT_WAIT_MIN": "-1"}, "LIGHT_WAIT_MIN='-1': must be at least 0"),
+        ({"STANDARD_WAIT_MAX": "soon"}, "STANDARD_WAIT_MAX='soon': must be a number"),
         ({"LOCUST_MIN_USERS": "20", "LOCUST_MAX_USERS": "10"}, "LOCUST_MIN_USERS='20'"),
         ({"LOCUST_MAX_USERS": "5000"}, "LOCUST_MAX_USERS='5000': must not exceed USER_POOL_SIZE"),
-        ({"LOCUST_SPAWN_RATE": "0"}, "LOCUST_SPAWN_RATE='0': Input should be greater than 0"),
+        ({"LOCUST_SPAWN_RATE": "0"}, "LOCUST_SPAWN_RATE='0': must be above 0"),
         ({"ACCEPTABLE_STATUS_CODES": "400,oops"}, "ACCEPTABLE_STATUS_CODES='400,oops'"),
         ({"ACCEPTABLE_STATUS_CODES": "401"}, "must not include 401"),
         ({"ACCEPTABLE_STATUS_CODES": "200"}, "must list non-2xx HTTP status codes"),
@@ -143,3 +143,40 @@ def test_environment_without_settings_drops_every_variable_we_read() -> None:
         "HOME": "/root",
     }
     assert environment_without_settings(env) == {"PATH": "/bin", "HOME": "/root"}
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        # found by the fault matrix: values that passed validation and then broke the run
+        ({"LOGS_SEARCH_WEIGHT": "50000000"}, "LOGS_SEARCH_WEIGHT='50000000': must be at most"),
+        ({"HEAVY_USER_WEIGHT": "5000"}, "HEAVY_USER_WEIGHT='5000': must be at most 1000"),
+        ({"COMBO_ID_MAX": "1e30"}, "COMBO_ID_MAX="),
+        ({"BUNDLE_ID_MAX": "3000000000"}, "BUNDLE_ID_MAX='3000000000': must be at most"),
+        ({"HEAVY_WAIT_MAX": "inf"}, "HEAVY_WAIT_MAX='inf': must be a finite number"),
+        ({"REQUEST_TIMEOUT": "inf"}, "REQUEST_TIMEOUT='inf': must be a finite number"),
+        ({"REQUEST_TIMEOUT": "nan"}, "REQUEST_TIMEOUT='nan'"),
+        ({"LOCUST_SPAWN_RATE": "inf"}, "LOCUST_SPAWN_RATE='inf'"),
+        ({"RESULTS_DIR": "r" * 10_000}, "RESULTS_DIR="),
+        ({"USER_POOL_SIZE": "99999999999"}, "USER_POOL_SIZE="),
+    ],
+)
+def test_values_that_would_break_the_run_are_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert expected in message and "\n" not in message
+
+
+def test_a_rejected_value_is_quoted_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 10 KB value is named, not echoed: at most 80 of its characters."""
+    monkeypatch.setenv("PANACEA_HOST", "x" * 10_000)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "PANACEA_HOST=" in message and len(message) < 250
+    assert "x" * 81 not in message

@@ -360,9 +360,39 @@ def load_summary(run: str | Path, which: str) -> dict[str, Any]:
         raise CompareInputError(f"cannot read {file}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise CompareInputError(f"{file} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CompareInputError(f"{file} is nested too deeply to be a summary") from None
     if not isinstance(data, dict) or not isinstance(data.get("total"), Mapping):
         raise CompareInputError(f"{file} is not a panacea-locust summary (no 'total' section)")
+    _check_figures(file, data)
     return data
+
+
+#: the figures of a scope that compare reads; each must be null or a finite number >= 0
+_FIGURES = ("requests", "failures", "failure_ratio", "rps", *METRICS, "p90_ms", "max_ms")
+
+
+def _check_figures(file: Path, data: Mapping[str, Any]) -> None:
+    """Refuse a summary whose figures are not finite non-negative numbers (``Infinity``,
+    ``NaN``, strings, booleans): read as missing they would compare as 'ok'."""
+    endpoints = data.get("endpoints") or {}
+    if not isinstance(endpoints, Mapping):
+        raise CompareInputError(f"{file}: 'endpoints' is not an object")
+    scopes = [(TOTAL_SCOPE, data["total"]), *endpoints.items()]
+    for name, stats in scopes:
+        where = TOTAL_SCOPE if name == TOTAL_SCOPE else f"endpoints[{json.dumps(name)[:80]}]"
+        if not isinstance(stats, Mapping):
+            raise CompareInputError(f"{file}: {where} is not an object")
+        for key in dict.fromkeys(_FIGURES):
+            value = stats.get(key)
+            if value is None:
+                continue
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value < 0:
+                shown = json.dumps(value)[:40]
+                raise CompareInputError(
+                    f"{file}: {where}.{key} = {shown} is not a finite number >= 0"
+                )
 
 
 def load_histograms(run: str | Path) -> dict[str, LatencyHistogram] | None:
