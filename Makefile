@@ -4,11 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint typecheck unit clickhouse bench clean
+.PHONY: help install demo test lint typecheck unit clickhouse browser bench clean
 
 help:
 	@echo "make demo   - set up .venv and run the smoke scenario against the reference API"
-	@echo "make test   - install test needs (ClickHouse too) and run lint, types and tests"
+	@echo "make test   - install test needs (ClickHouse, Chromium too) and run lint, types and tests"
 	@echo "make bench  - run the benchmarks under bench/ (not part of make test)"
 	@echo "make clean  - remove .venv and caches (results/ is kept)"
 
@@ -26,6 +26,11 @@ demo: install
 clickhouse:
 	bash scripts/install-clickhouse.sh
 
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
+# downloads a browser of its own)
+browser:
+	sh scripts/install-chromium.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,9 +40,9 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/python -m pytest -m "not e2e and not clickhouse"
+	$(BIN)/python -m pytest -m "not e2e and not clickhouse and not browser"
 
-test: install clickhouse lint typecheck
+test: install clickhouse browser lint typecheck
 	$(BIN)/python -m pytest
 
 bench: install

@@ -7,6 +7,11 @@ its own, so two environments in one process (tests, a library user) do not mix; 
 their run with ``PanaceaRun.of(self.environment)``. Results are written by the master (or the
 single local process) when a test stops, when Locust quits, and after Ctrl-C or SIGTERM, so an
 interrupted run still leaves its ``summary.json``.
+
+Beside the whole-run counts, the master (or the local process) keeps the run's timeline
+(``verdict/timeline.py``: per-interval histograms, written as ``timeline.json`` and
+``latency.hlog``, judged by rules with ``window_s``), and every process that generates load
+runs a loop-lag probe whose wake-ups end up in ``run.load_generator``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.contract import ENDPOINTS
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
+from panacea_locust.report.html import write_summary_html
 from panacea_locust.report.summary import (
     generator_warnings,
     render_table,
@@ -37,23 +43,29 @@ from panacea_locust.report.summary import (
 )
 from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
-from panacea_locust.shapes import add_shape_arguments
+from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
 from panacea_locust.user_index import IndexAllocator
 from panacea_locust.verdict.decision import decide
 from panacea_locust.verdict.health import (
+    LOOP_LAG_PERIOD_S,
     CpuMeter,
     GeneratorHealth,
     read_cpu_times,
     steal_percent,
 )
+from panacea_locust.verdict.histogram import SparseHistogram
 from panacea_locust.verdict.results import EndpointCounts, build_summary, create_run_dir
+from panacea_locust.verdict.stages import build_stages, capacity
 from panacea_locust.verdict.thresholds import (
     SLO,
     AbortTracker,
     SLOError,
+    WindowSource,
+    cached_windows,
     load_slo,
     mark_aborted,
 )
+from panacea_locust.verdict.timeline import DEFAULT_INTERVAL_S, Timeline, parse_interval
 
 logger = logging.getLogger("panacea_locust")
 
@@ -61,6 +73,9 @@ logger = logging.getLogger("panacea_locust")
 RUN_DIR_ENV = "PANACEA_RUN_DIR"
 PROGRESS_ENV = "PANACEA_PROGRESS"
 CPU_SAMPLE_S = 5.0  #: seconds between samples of the load generator's CPU
+TIMELINE_INTERVAL_ENV = "TIMELINE_INTERVAL"
+#: the timeline notes the users running at least this often (seconds)
+USERS_SAMPLE_S = 1.0
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
@@ -111,6 +126,11 @@ def _add_arguments(parser: Any, **_: Any) -> None:
     group.add_argument(
         "--progress", action="store_true", default=False, help="Print a live progress line."
     )
+    group.add_argument(
+        "--timeline-interval", type=str, default=None, env_var=TIMELINE_INTERVAL_ENV,
+        help=f"Seconds per interval of timeline.json, latency.hlog and windowed rules "
+        f"[env {TIMELINE_INTERVAL_ENV}; default {DEFAULT_INTERVAL_S:g}].",
+    )  # fmt: skip
     add_shape_arguments(parser)
 
 
@@ -151,6 +171,11 @@ class PanaceaRun:
         self.state = _RunState()
         #: this process's CPU share: sampled by a local run's sampler, or by a worker's reports
         self.cpu_meter = CpuMeter()
+        #: this process's loop-lag probe wake-ups since they were last handed on (ms)
+        self.loop_lag = SparseHistogram()
+        self._lag_probe: gevent.Greenlet | None = None
+        #: the run over time: fed by the local process's requests, or the workers' reports
+        self.timeline = Timeline()
         self.tests_started = 0
         setattr(environment, _ATTRIBUTE, self)
         self._set_up()
@@ -183,6 +208,12 @@ class PanaceaRun:
         weight = getattr(options, "analytics_user_weight", -1) if options else -1
         if weight is not None and weight >= 0:
             _set_analytics_weight(environment, weight)
+        try:
+            self.timeline = Timeline(parse_interval(_timeline_interval(options)))
+        except ValueError as err:
+            _fail_start(f"--timeline-interval ({TIMELINE_INTERVAL_ENV}) {err}")
+        if self._records_requests_itself:
+            ctx.tally.timeline = self.timeline
         users = getattr(options, "num_users", None) if options else None
         if users and users > ctx.settings.locust_max_users:
             _fail_start(
@@ -220,6 +251,11 @@ class PanaceaRun:
             ctx.pool_data = load_pool_data(ctx.settings)
         ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
 
+    @property
+    def _records_requests_itself(self) -> bool:
+        """A local process (not a master, not a worker): its own requests make its timeline."""
+        return not isinstance(self.environment.runner, (MasterRunner, WorkerRunner))
+
     def _add_listeners(self) -> None:
         """On this environment's events only, so another environment's run never sees them."""
         on = self.environment.events
@@ -239,31 +275,61 @@ class PanaceaRun:
         every process); our per-request counts follow, so both cover the same requests."""
         if self.environment.reset_stats:
             self.context.tally.reset_requests()
+            self.timeline.clear_requests()
 
     def _on_reset_stats(self, **_: Any) -> None:
         # the web UI's Reset Stats (master or local process; workers ship deltas anyway)
         self.context.tally.reset_requests()
+        self.timeline.clear_requests()
 
     def _request_listener(self) -> Callable[..., None]:
-        """Once per request: straight to the histograms. The tally object lives as long as the
-        run (its resets clear it in place), so the closure saves a lookup per request."""
+        """Once per request: straight to the histograms. The tally and the timeline live as
+        long as the run (their resets clear them in place), so the closure saves look-ups per
+        request. A local process also records into its timeline's current interval (about
+        0.6 us more); a worker's deltas reach the master's timeline with its reports."""
         tally = self.context.tally
+        if not self._records_requests_itself:
 
-        def on_request(name: str, response_time: float, exception: Any = None, **_: Any) -> None:
-            (tally.failed if exception else tally.histograms).record(name, response_time)
+            def on_request(
+                name: str, response_time: float, exception: Any = None, **_: Any
+            ) -> None:
+                (tally.failed if exception else tally.histograms).record(name, response_time)
 
-        return on_request
+            return on_request
+        timeline = self.timeline
+
+        def on_request_local(
+            name: str, response_time: float, exception: Any = None, **_: Any
+        ) -> None:
+            current = timeline.current
+            if exception:
+                tally.failed.record(name, response_time)
+                current.failures[name] += 1
+            else:
+                tally.histograms.record(name, response_time)
+                current.record(name, response_time)
+
+        return on_request_local
 
     def _on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
         data["panacea"] = self.context.tally.drain()
         data["panacea_cpu"] = self._cpu_share(min_window=0.5)  # every 3 s, and at the end
+        lag, self.loop_lag = self.loop_lag, SparseHistogram()
+        data["panacea_loop_lag"] = lag.to_payload() if lag.count else None
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        state = self.state
         report = data.get("panacea")
         if report:
-            self.context.tally.merge(report)
-        if not self.state.written:
-            self.state.health.note_cpu(data.get("panacea_cpu"), client_id)
+            delta = self.context.tally.merge(report)
+            if state.started_at is not None and not state.written:
+                at_s = time.monotonic() - state.started_monotonic
+                self.timeline.add(at_s, delta.answered, delta.failed, delta.acceptable)
+        if not state.written:
+            state.health.note_cpu(data.get("panacea_cpu"), client_id)
+            lag = data.get("panacea_loop_lag")
+            if lag:
+                state.health.note_loop_lag(SparseHistogram.from_payload(lag))
 
     def _cpu_share(self, min_window: float = 0.0) -> float | None:
         return self.cpu_meter.sample(time.monotonic(), time.process_time(), min_window)
@@ -281,6 +347,9 @@ class PanaceaRun:
         runner = self.environment.runner
         if final:
             self.note_cpu_sample(min_window=1.0)
+        if not isinstance(runner, MasterRunner):  # a master's figures come with the reports
+            lag, self.loop_lag = self.loop_lag, SparseHistogram()
+            health.note_loop_lag(lag)
         if isinstance(runner, MasterRunner):  # the workers measure; the master only adds up
             health.cpu_warning = runner.worker_cpu_warning_emitted
         elif runner is not None:
@@ -292,6 +361,10 @@ class PanaceaRun:
     def _on_test_start(self, **_: Any) -> None:
         environment, state, ctx = self.environment, self.state, self.context
         self.cpu_meter.sample(time.monotonic(), time.process_time())  # CPU counts from here
+        if not isinstance(environment.runner, MasterRunner):  # this process generates load
+            self.loop_lag = SparseHistogram()
+            if self._lag_probe is None or self._lag_probe.dead:
+                self._lag_probe = gevent.spawn(self._loop_lag_probe)
         if isinstance(environment.runner, WorkerRunner):
             return
         self.allocator.reset()
@@ -309,6 +382,8 @@ class PanaceaRun:
         for greenlet in state.greenlets:
             greenlet.kill(block=False)
         state.greenlets = []
+        self.timeline.restart()
+        state.greenlets.append(gevent.spawn(self._timeline_ticker))
         if state.slo is not None and state.slo.abort_rules():
             state.greenlets.append(gevent.spawn(self._abort_monitor, state.slo))
         if self._progress_enabled():
@@ -318,6 +393,7 @@ class PanaceaRun:
 
     def _on_test_stop(self, **_: Any) -> None:
         environment = self.environment
+        self._stop_lag_probe()  # the users have stopped: nothing more to measure
         if isinstance(environment.runner, WorkerRunner) or self.state.started_at is None:
             return
         self.state.ended_at = datetime.now(timezone.utc)
@@ -328,6 +404,7 @@ class PanaceaRun:
 
     def _on_quitting(self, **_: Any) -> None:
         environment, state = self.environment, self.state
+        self._stop_lag_probe()
         if isinstance(environment.runner, WorkerRunner):
             return
         for greenlet in state.greenlets:
@@ -342,8 +419,22 @@ class PanaceaRun:
         self._print_report()
 
     # --- building and writing the summary --------------------------------------------------
-    def collect_summary(self, final: bool = True) -> dict[str, Any]:
-        """The results contract for the run so far, from Locust's stats and this run's tally."""
+    def window_source(self, end_s: float, final: bool = True) -> WindowSource:
+        """The windows rules with ``window_s`` judge, from the timeline up to ``end_s``
+        seconds: every window at the end (``final``), only the most recent one during the
+        run (what an abort rule watches, and cheap enough for once a second)."""
+        slo = self.state.slo
+        scopes = list(dict.fromkeys(r.scope for r in slo.rules if r.window_s)) if slo else []
+        timeline = self.timeline
+        if final:
+            return lambda window_s: timeline.windows(window_s, end_s, scopes)
+        return lambda window_s: [timeline.recent(window_s, end_s, scopes)]
+
+    def collect_summary(
+        self, final: bool = True, windows: WindowSource | None = None
+    ) -> dict[str, Any]:
+        """The results contract for the run so far, from Locust's stats and this run's tally;
+        windowed rules judged on ``windows`` (default: ``window_source`` of the run so far)."""
         environment, state, ctx = self.environment, self.state, self.context
         stats = environment.stats
         counts: dict[str, EndpointCounts] = {}
@@ -361,17 +452,19 @@ class PanaceaRun:
         )
         now = state.ended_at or datetime.now(timezone.utc)
         started = state.started_at or now
+        duration_s = round((now - started).total_seconds(), 3)
         run = {
             "id": state.run_dir.name if state.run_dir else None,
             "label": _label(environment),
             "host": environment.host or ctx.settings.panacea_host,
             "started_at": started.isoformat().replace("+00:00", "Z"),
             "ended_at": now.isoformat().replace("+00:00", "Z"),
-            "duration_s": round((now - started).total_seconds(), 3),
+            "duration_s": duration_s,
             "users": dict(ctx.tally.users_by_type),
             "data_source": ctx.tally.data_source(),
             "config": ctx.settings.masked(),
             "locust": _locust_options(environment),
+            "shape": shape_record(environment.shape_class),
         }
         if state.aborted:
             run["aborted"] = state.aborted
@@ -384,9 +477,19 @@ class PanaceaRun:
         # the same top-level keys for every run, whatever started it
         summary["thresholds"] = {"passed": None, "rules": []}
         if state.slo is not None:
-            summary["thresholds"] = state.slo.evaluate(summary)
+            if windows is None:
+                windows = self.window_source(duration_s, final)
+            summary["thresholds"] = state.slo.evaluate(summary, windows)
             if state.aborted:
                 summary["thresholds"] = mark_aborted(summary["thresholds"], state.aborted)
+        # a step or spike run, stage by stage; skipped in the abort monitor's snapshots
+        plan = describe_stages(environment.shape_class) if final else []
+        summary["stages"] = (
+            build_stages(plan, self.timeline.spans(duration_s), state.slo,
+                         endpoint_names(ctx.settings))
+            if plan else []
+        )  # fmt: skip
+        summary["capacity"] = capacity(summary["stages"])  # None without an SLO
         summary["verdict"] = decide(summary).as_dict()
         return summary
 
@@ -412,6 +515,7 @@ class PanaceaRun:
             summary = self.collect_summary()
             ctx_histograms = self.context.tally.histograms
             write_results(state.run_dir, summary, ctx_histograms.to_payload())
+            timeline = self._write_timeline(state.run_dir, summary)
             thresholds = summary["thresholds"]
             state.exit_code = summary["verdict"]["exit_code"]
             report = ["", render_table(summary)]
@@ -420,6 +524,11 @@ class PanaceaRun:
             report += [*generator_warnings(summary), verdict_line(summary)]
             report.append(f"Results: {state.run_dir}")
             state.report = "\n".join(report) + "\n"
+            # the optional report last: its failure can lose summary.html, never the verdict
+            try:
+                write_summary_html(state.run_dir, summary, timeline)
+            except Exception:  # pragma: no cover - logged, never fatal
+                logger.exception("panacea-locust: could not write summary.html")
             options = environment.parsed_options
             if options is None or not options.headless:
                 self._print_report()  # web UI: now; headless: after Locust's tables (quit event)
@@ -427,6 +536,19 @@ class PanaceaRun:
         except Exception:  # pragma: no cover - logged, never fatal
             logger.exception("panacea-locust: could not write the results")
             return state.run_dir
+
+    def _write_timeline(self, run_dir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
+        """``timeline.json`` and ``latency.hlog``; a failure is logged, never hides the verdict.
+        Returns the timeline as written (for summary.html), None if it could not be built."""
+        try:
+            started = self.state.started_at or datetime.now(timezone.utc)
+            order = endpoint_names(self.context.settings)
+            end_s = summary["run"]["duration_s"]
+            self.timeline.write(run_dir, end_s, started, order)
+            return self.timeline.to_json(end_s, order)
+        except Exception:  # pragma: no cover - logged, never fatal
+            logger.exception("panacea-locust: could not write the timeline")
+            return None
 
     def _print_report(self) -> None:
         if self.state.report:
@@ -440,7 +562,13 @@ class PanaceaRun:
         while True:
             gevent.sleep(1.0)
             try:
-                reason = tracker.update(time.monotonic(), self.collect_summary(final=False))
+                now = time.monotonic()
+                # one most-recent window per window length, for the summary and the tracker
+                windows = cached_windows(
+                    {}, self.window_source(now - self.state.started_monotonic, final=False)
+                )
+                summary = self.collect_summary(final=False, windows=windows)
+                reason = tracker.update(now, summary, windows)
             except Exception:  # pragma: no cover
                 logger.exception("abort monitor failed")
                 continue
@@ -451,6 +579,33 @@ class PanaceaRun:
                 if self.environment.runner is not None:
                     self.environment.runner.quit()
                 return
+
+    def _timeline_ticker(self) -> None:
+        """Moves the timeline's current interval on at each interval's edge (where a local
+        process records), and notes the users running at least once a second."""
+        timeline, size = self.timeline, self.timeline.interval_s
+        while True:
+            elapsed = time.monotonic() - self.state.started_monotonic
+            timeline.advance(elapsed)
+            runner = self.environment.runner
+            if runner is not None:
+                timeline.note_users(elapsed, runner.user_count)
+            to_edge = size - elapsed % size
+            gevent.sleep(min(USERS_SAMPLE_S, to_edge + 0.001))
+
+    def _loop_lag_probe(self) -> None:
+        """Sleeps a fixed time and records how late it woke: the time a ready greenlet (a
+        user whose answer has arrived) waits for this process's event loop, which every
+        latency measured meanwhile includes."""
+        while True:
+            before = time.monotonic()
+            gevent.sleep(LOOP_LAG_PERIOD_S)
+            self.loop_lag.record((time.monotonic() - before - LOOP_LAG_PERIOD_S) * 1000.0)
+
+    def _stop_lag_probe(self) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.kill(block=False)
+            self._lag_probe = None
 
     def _cpu_sampler(self) -> None:
         # 5 s windows: long enough that a spawn burst or a collection does not read as overload
@@ -489,6 +644,15 @@ def _set_analytics_weight(environment: Environment, weight: int) -> None:
         classes.remove(cls)
 
 
+def _timeline_interval(options: Any) -> str | float:
+    """``--timeline-interval`` (Locust reads ``TIMELINE_INTERVAL`` into it), else the variable
+    (an environment built without Locust's parser), else the default."""
+    value = getattr(options, "timeline_interval", None) if options else None
+    if value is None:
+        value = os.environ.get(TIMELINE_INTERVAL_ENV)
+    return DEFAULT_INTERVAL_S if value is None else value
+
+
 def _reason(error: str) -> str:
     """``CatchResponseError('HTTP 500')`` (how Locust stores a failure) becomes ``HTTP 500``."""
     for prefix in ("CatchResponseError(", "CatchResponseError:"):
@@ -508,7 +672,12 @@ def _locust_options(environment: Environment) -> dict[str, Any]:
     if options is None:
         return {}
     keys = ("num_users", "spawn_rate", "run_time", "headless", "processes", "master", "scenario")
-    return {k: getattr(options, k, None) for k in keys}
+    out = {k: getattr(options, k, None) for k in keys}
+    if environment.shape_class is not None:
+        # a shape decides users and length; Locust's headless defaults (1 user at 1/s) and
+        # its -t (which starts only after the shape) would misdescribe the run (run.shape)
+        out.update(num_users=None, spawn_rate=None, run_time=None)
+    return out
 
 
 def _fmt_clock(seconds: float) -> str:
@@ -520,7 +689,9 @@ def progress_line(environment: Environment, elapsed: float) -> str:
     """``[00:15/01:00] users 20 | 45.2 req/s | failures 0.00% | p95 120 ms``."""
     stats = environment.stats.total
     options = environment.parsed_options
-    run_time = getattr(options, "run_time", None) if options else None
+    run_time = shape_length_s(environment)  # a shape's own length, else -t
+    if run_time is None:
+        run_time = getattr(options, "run_time", None) if options else None
     total = f"/{_fmt_clock(run_time)}" if run_time else ""
     users = environment.runner.user_count if environment.runner else 0
     ratio = stats.num_failures / stats.num_requests if stats.num_requests else 0.0

@@ -21,14 +21,19 @@ with one line instead of inside Locust's shape greenlet.
 Stage syntax (``LOAD_SHAPE_STAGES``): comma-separated ``USERS[@RATE]:DURATION`` run in order,
 e.g. ``10:30s,25:1m,50@5:2m``; DURATION is ``90``, ``90s``, ``5m``, ``1h`` or ``1h30m``; RATE
 (users started or stopped per second) defaults to ``LOCUST_SPAWN_RATE`` (default 2). The run
-ends after the last stage.
+ends after the last stage. The parser (``parse_stages``, with ``Stage`` and ``ShapeError``) is
+pure and lives in ``verdict/stages.py``, so ``panacea-locust run --stages`` checks a list
+without loading Locust; this module imports it from there.
+
+What a run recorded: ``describe_stages`` gives the selected shape's stages as plain data (what
+``verdict/stages.py`` measures and judges), ``shape_record`` the run's ``run.shape`` and
+``shape_length_s`` the length of a shaped run (the progress line's total).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,6 +41,8 @@ from typing import Any, ClassVar
 import configargparse
 from locust import LoadTestShape
 from locust.argument_parser import DEFAULT_CONFIG_FILES, LocustArgumentParser, LocustConfigParser
+
+from panacea_locust.verdict.stages import ShapeError, Stage, parse_stages
 
 SHAPE_NAMES: tuple[str, ...] = ("step", "spike")
 DEFAULT_STAGES = "5:1m,10:1m,25:2m"
@@ -60,19 +67,6 @@ SHAPE_SETTINGS: dict[str, tuple[str, str | None, str]] = {
 SPAWN_RATE_VAR = "LOCUST_SPAWN_RATE"
 
 
-class ShapeError(ValueError):
-    """A bad shape setting; ``str(err)`` is one line naming the variable and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    """Hold ``users`` for ``duration_s``, changing towards it at ``spawn_rate`` users/s."""
-
-    users: int
-    duration_s: float
-    spawn_rate: float | None = None  # None: the shape's default rate
-
-
 @dataclass(frozen=True)
 class Spike:
     base_users: int
@@ -83,52 +77,7 @@ class Spike:
     spawn_rate: float
 
 
-# --- pure parsing and schedules ----------------------------------------------------------
-
-_DURATION = re.compile(
-    r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)s?)?$"
-)
-_STAGE = re.compile(r"^(?P<users>\d+)(?:@(?P<rate>\d+(?:\.\d+)?))?:(?P<duration>.+)$")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``90``, ``90s``, ``1.5m``, ``1h30m``..., or None if not a duration."""
-    match = _DURATION.match(text.strip().lower())
-    if match is None or not any(match.groupdict().values()):
-        return None
-    h, m, s = (float(match.group(k) or 0) for k in ("h", "m", "s"))
-    return h * 3600 + m * 60 + s
-
-
-def parse_stages(spec: str) -> list[Stage]:
-    """Parse a ``LOAD_SHAPE_STAGES`` value (syntax in the module docstring)."""
-    parts = [p.strip() for p in spec.split(",")]
-    if not spec.strip() or not all(parts):
-        raise ShapeError(
-            f"LOAD_SHAPE_STAGES = {spec!r} must be a comma-separated list of "
-            f"USERS[@RATE]:DURATION, e.g. 10:30s,25:1m,50@5:2m"
-        )
-    stages = []
-    for number, part in enumerate(parts, 1):
-        match = _STAGE.match(part.replace(" ", ""))
-        duration = parse_duration(match.group("duration")) if match else None
-        if match is None or duration is None:
-            raise ShapeError(
-                f"LOAD_SHAPE_STAGES: stage {number} {part!r} is not "
-                f"USERS[@RATE]:DURATION (e.g. 50@5:2m, durations like 90s, 5m, 1h)"
-            )
-        if duration <= 0:
-            raise ShapeError(
-                f"LOAD_SHAPE_STAGES: stage {number} {part!r} must last more than 0 seconds"
-            )
-        rate = float(match.group("rate")) if match.group("rate") else None
-        if rate is not None and rate <= 0:
-            raise ShapeError(
-                f"LOAD_SHAPE_STAGES: stage {number} {part!r} needs a spawn rate > 0 after '@'"
-            )
-        stages.append(Stage(users=int(match.group("users")), duration_s=duration, spawn_rate=rate))
-    return stages
+# --- pure schedules ----------------------------------------------------------------------
 
 
 def step_at(
@@ -150,6 +99,39 @@ def spike_at(spike: Spike, run_time_s: float) -> tuple[int, float] | None:
         return None
     in_spike = spike.at_s <= run_time_s < spike.at_s + spike.duration_s
     return (spike.peak_users if in_spike else spike.base_users), spike.spawn_rate
+
+
+def step_plan(stages: Sequence[Stage], default_spawn_rate: float) -> list[dict[str, Any]]:
+    """A step shape's stages as plain data: ``{"index", "start_s", "end_s", "users",
+    "spawn_rate"}``, seconds from the start of the run, index from 1."""
+    plan, start = [], 0.0
+    for index, stage in enumerate(stages, 1):
+        end = start + stage.duration_s
+        rate = stage.spawn_rate if stage.spawn_rate is not None else default_spawn_rate
+        plan.append(
+            {"index": index, "start_s": start, "end_s": end, "users": stage.users,
+             "spawn_rate": rate}
+        )  # fmt: skip
+        start = end
+    return plan
+
+
+def spike_plan(spike: Spike) -> list[dict[str, Any]]:
+    """A spike's stages as plain data (as ``step_plan``): base, peak, base again; a part that
+    lasts no time (a spike at 0 s, or one that ends with the run) is left out."""
+    parts = (
+        (0.0, spike.at_s, spike.base_users),
+        (spike.at_s, spike.at_s + spike.duration_s, spike.peak_users),
+        (spike.at_s + spike.duration_s, spike.total_s, spike.base_users),
+    )
+    plan: list[dict[str, Any]] = []
+    for start, end, users in parts:
+        if end > start:
+            plan.append(
+                {"index": len(plan) + 1, "start_s": start, "end_s": end, "users": users,
+                 "spawn_rate": spike.spawn_rate}
+            )  # fmt: skip
+    return plan
 
 
 def _number(
@@ -326,6 +308,71 @@ def selected_shape(
     return shape_class_for(settings.get("LOAD_SHAPE"), settings)
 
 
+def _shape_name(shape: object) -> str | None:
+    """``step`` or ``spike`` for one of this module's shapes (class or instance), else None."""
+    cls = shape if isinstance(shape, type) else type(shape)
+    for name, base in _CLASSES.items():
+        if issubclass(cls, base):
+            return name
+    return None
+
+
+def describe_stages(shape: LoadTestShape | type[LoadTestShape] | None) -> list[dict[str, Any]]:
+    """The stages of a run's shape as plain data (``step_plan``), for ``verdict/stages.py``.
+
+    ``shape`` is what Locust holds in ``environment.shape_class`` (an instance, in Locust
+    2.47) or a class from ``shape_class_for``; [] for no shape or a shape of another kind,
+    whose stages are unknown.
+    """
+    if isinstance(shape, type):
+        if _shape_name(shape) is None or getattr(shape, "abstract", False):
+            return []
+        shape = shape()
+    if isinstance(shape, StepLoadShape):
+        return step_plan(shape.stages, shape.spawn_rate)
+    if isinstance(shape, SpikeLoadShape):
+        return spike_plan(shape.spike)
+    return []
+
+
+def shape_record(shape: LoadTestShape | type[LoadTestShape] | None) -> dict[str, Any] | None:
+    """``summary.json`` ``run.shape``: ``{"name", "class", "stages", "length_s"}`` for a run
+    with a shape (``name`` step or spike, else the class name, with no stages and no length);
+    None without one. Call with ``environment.shape_class``."""
+    if shape is None:
+        return None
+    cls = shape if isinstance(shape, type) else type(shape)
+    stages = describe_stages(shape)
+    return {
+        "name": _shape_name(shape) or cls.__name__,
+        "class": cls.__name__,
+        "stages": stages,
+        "length_s": stages[-1]["end_s"] if stages else None,
+    }
+
+
+def shape_length_s(environment_or_options: Any) -> float | None:
+    """Seconds a shaped run lasts (the end of its last stage), or None: no shape, or a shape
+    of another kind. Takes a Locust ``Environment`` (its ``shape_class``) or Locust's parsed
+    options (``--load-shape`` and the other shape options, as ``add_shape_arguments``
+    registered them); for the progress line's total."""
+    if environment_or_options is None:
+        return None
+    if hasattr(environment_or_options, "shape_class"):
+        stages = describe_stages(environment_or_options.shape_class)
+    else:
+        settings = {
+            var: str(value)
+            for var in SHAPE_SETTINGS
+            if (value := getattr(environment_or_options, var.lower(), None)) not in (None, "")
+        }
+        try:
+            stages = describe_stages(shape_class_for(settings.get("LOAD_SHAPE"), settings))
+        except ShapeError:
+            return None
+    return float(stages[-1]["end_s"]) if stages else None
+
+
 def add_shape_arguments(parser: Any) -> None:
     """Register the shape options on Locust's parser (call from ``init_command_line_parser``).
 
@@ -341,3 +388,14 @@ def add_shape_arguments(parser: Any) -> None:
             help=f"{help_} [env {var}; default {default or 'none'}]",
             **extra,
         )
+
+
+__all__ = [
+    "ShapeError",
+    "Stage",
+    "add_shape_arguments",
+    "describe_stages",
+    "selected_shape",
+    "shape_length_s",
+    "shape_record",
+]

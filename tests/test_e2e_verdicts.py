@@ -241,3 +241,116 @@ def test_scenario_file_runs_under_plain_locust(
     assert summary["total"]["requests"] > 0
     if scenario == "analytics":
         assert summary["run"]["users"].get("AnalyticsUser", 0) > 0
+
+
+# --- the timeline and windowed rules ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_run_writes_its_timeline_and_an_hdrhistogram_log(
+    api: ReferenceAPIProcess, tmp_path: Path, processes: int
+) -> None:
+    """timeline.json and latency.hlog cover every answered request, merged across workers,
+    and HdrHistogram's own log reader reads the log back."""
+    from hdrh.histogram import HdrHistogram
+    from hdrh.log import HistogramLogReader
+
+    args = ["--host", api.url, "-u", "6", "-r", "6", "-t", "7s", "--no-slo"]
+    if processes > 1:
+        args += ["--processes", str(processes)]
+    run = run_panacea(
+        [*args, "--", "--timeline-interval", "2"], cwd=tmp_path, env=clean_env(**FAST_WAITS)
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.run_dir is not None
+    summary = run.summary()
+    answered = summary["total"]["requests"] - summary["total"]["failures"]
+    assert answered > 100
+    timeline = json.loads((run.run_dir / "timeline.json").read_text())
+    assert timeline["interval_s"] == 2.0
+    intervals = timeline["intervals"]
+    assert len(intervals) == math.ceil(summary["run"]["duration_s"] / 2 - 1e-9)
+    assert intervals[-1]["end_s"] == pytest.approx(summary["run"]["duration_s"], abs=1e-3)
+    assert sum(i["total"]["requests"] for i in intervals) == summary["total"]["requests"]
+    assert max(i["users"] for i in intervals) == 6
+    busy = [i for i in intervals if i["total"]["requests"]]
+    assert len(busy) >= 3 and all(i["total"]["p95_ms"] > 0 for i in busy)
+    for name, block in summary["endpoints"].items():
+        assert sum(i["endpoints"][name]["requests"] for i in intervals) == block["requests"]
+
+    reader = HistogramLogReader(
+        str(run.run_dir / "latency.hlog"), HdrHistogram(1, 3_600_000_000, 3)
+    )
+    counts: dict[str | None, int] = {}
+    while (hist := reader.get_next_interval_histogram()) is not None:
+        counts[hist.get_tag()] = counts.get(hist.get_tag(), 0) + hist.get_total_count()
+    reader.close()
+    assert counts.pop(None) == answered
+    assert counts == {
+        name: block["requests"] - block["failures"]
+        for name, block in summary["endpoints"].items()
+        if block["requests"] > block["failures"]
+    }
+
+
+def test_a_bad_timeline_interval_stops_before_any_request(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    run = run_panacea(
+        ["--host", api.url, "-u", "2", "-t", "5s", "--no-slo"],
+        cwd=tmp_path,
+        env=clean_env(TIMELINE_INTERVAL="0"),
+    )
+    assert run.returncode == 2, run.stderr[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert "--timeline-interval (TIMELINE_INTERVAL)" in last and "above 0" in last, last
+    assert api.stats()["total"] == 0
+
+
+def test_a_windowed_abort_rule_stops_a_run_soon_after_a_collapse(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """The API gets thirty times slower after a fast stretch: the 5 s window's median breaks
+    its limit within seconds and stops the run, while the whole run's median, the same rule
+    without a window, still holds when it stops."""
+    import threading
+
+    limit = 25.0
+    slo = _slo(
+        tmp_path,
+        f"[total]\np50_ms = {limit}\nabort = true\nabort_grace_s = 1\nwindow_s = 5\n"
+        "max_failure_ratio = 0.5\n",
+    )
+    collapsed: list[float] = []
+
+    def collapse() -> None:
+        api.configure(latency_scale=3.0)  # from 0.1: thirty times slower
+        collapsed.append(time.monotonic())
+
+    timer = threading.Timer(14.0, collapse)
+    timer.start()
+    try:
+        run = run_panacea(
+            ["--host", api.url, "-u", "5", "-r", "5", "-t", "60s", "--slo", str(slo)],
+            cwd=tmp_path,
+            env=clean_env(**FAST_WAITS),
+        )
+    finally:
+        timer.cancel()
+    ended = time.monotonic()
+    assert collapsed, "the run ended before the API slowed down: " + run.stderr[-3000:]
+    assert run.returncode == 3, run.stderr[-3000:]
+    after = ended - collapsed[0]
+    assert after < 15, f"stopped {after:.0f} s after the collapse"
+    summary = run.summary()
+    assert "total p50_ms" in summary["run"]["aborted"] and " over " in summary["run"]["aborted"]
+    assert summary["total"]["p50_ms"] <= limit  # the whole run's median never broke the limit
+    (rule,) = [r for r in summary["thresholds"]["rules"] if r["metric"] == "p50_ms"]
+    assert rule["status"] == "fail" and rule["observed"] > limit
+    assert rule["window"]["end_s"] - rule["window"]["start_s"] <= 5.0 + 1e-6
+    assert rule["window"]["start_s"] >= 5.0  # a window of the slow end, not of the start
+    timeline = json.loads((run.run_dir / "timeline.json").read_text())  # type: ignore[operator]
+    assert timeline["intervals"][0]["total"]["p50_ms"] < limit
+    assert timeline["intervals"][-1]["total"]["p50_ms"] > limit
+    assert "VERDICT: FAIL (stopped early: SLO abort: total p50_ms" in run.stderr
+    assert "worst window" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]

@@ -104,6 +104,15 @@ def test_summary_md_and_the_report_show_the_generator_and_its_warnings() -> None
     assert "CPU not sampled" in render_markdown(_summary([], cpu=None))
 
 
+def test_summary_md_shows_the_event_loop_lag() -> None:
+    summary = _summary([])
+    assert "event-loop lag" not in render_markdown(summary)  # results from before the probe
+    summary["run"]["load_generator"]["loop_lag_p99_ms"] = 3.25
+    assert "- Load generator: CPU up to 42 %, steal time 0.4 %, event-loop lag p99 3.2 ms" in (
+        render_markdown(summary)
+    )
+
+
 def test_compare_notes_a_run_whose_generator_was_not_fit() -> None:
     calm, busy = _summary([]), _summary(["the hypervisor took 6.0 % of ..."])
     comparison = compare_summaries(calm, busy, tolerance=0.1, noise_floor_ms=5.0)

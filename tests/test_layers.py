@@ -37,9 +37,15 @@ PURE = (
     "panacea_locust.verdict.thresholds",
     "panacea_locust.verdict.compare",
     "panacea_locust.verdict.health",
+    "panacea_locust.verdict.decision",
+    "panacea_locust.verdict.timeline",
+    "panacea_locust.verdict.stages",
     "panacea_locust.report.summary",
     "panacea_locust.report.thresholds",
     "panacea_locust.report.compare",
+    "panacea_locust.report.stages",
+    "panacea_locust.report.html",
+    "panacea_locust.report.svg",
 )
 REFERENCE_ENTRY_POINTS = (
     "panacea_locust.reference_api.app",

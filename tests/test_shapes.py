@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import clean_env
@@ -13,6 +15,7 @@ from locust import LoadTestShape
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from locust.util.load_locustfile import is_shape_class, load_locustfile
 
+from panacea_locust.cli import run as cli_run
 from panacea_locust.shapes import (
     ShapeError,
     Spike,
@@ -20,15 +23,19 @@ from panacea_locust.shapes import (
     Stage,
     StepLoadShape,
     add_shape_arguments,
-    parse_duration,
+    describe_stages,
     parse_spike,
     parse_stages,
     selected_shape,
     shape_class_for,
+    shape_length_s,
+    shape_record,
     shape_settings,
     spike_at,
+    spike_plan,
     step_at,
 )
+from panacea_locust.verdict.stages import parse_duration
 
 
 def test_parse_stages_syntax() -> None:
@@ -278,3 +285,209 @@ def test_locust_discovers_only_the_selected_shape(
         assert load_locustfile(str(path))[1] == []
     finally:
         sys.modules.pop(name, None)
+
+
+# --- what a shaped run records (run.shape, the stages, its length) ---------------------------
+
+
+def test_describe_stages_of_a_step_shape() -> None:
+    cls = shape_class_for("step", {"LOAD_SHAPE_STAGES": "5:30s,10@4:1m,0:10s"})
+    assert cls is not None
+    expected = [
+        {"index": 1, "start_s": 0.0, "end_s": 30.0, "users": 5, "spawn_rate": 2.0},
+        {"index": 2, "start_s": 30.0, "end_s": 90.0, "users": 10, "spawn_rate": 4.0},
+        {"index": 3, "start_s": 90.0, "end_s": 100.0, "users": 0, "spawn_rate": 2.0},
+    ]
+    assert describe_stages(cls()) == expected  # what Locust holds: an instance
+    assert describe_stages(cls) == expected  # or the class shape_class_for returns
+    # the plan agrees with the schedule the shape runs: each stage's users from its start to
+    # just before its end
+    shape = cls()
+    for stage in expected:
+        times = [stage["start_s"], stage["end_s"] - 0.01]
+        assert drive(shape, times) == [(stage["users"], stage["spawn_rate"])] * 2
+    assert drive(shape, [expected[-1]["end_s"]]) == [None]
+    assert describe_stages(None) == []
+    assert describe_stages(StepLoadShape) == []  # abstract: no stages
+
+
+def test_describe_stages_of_a_spike() -> None:
+    settings = {"SPIKE_AT_S": "10", "SPIKE_DURATION_S": "5", "SPIKE_TOTAL_S": "30"}
+    cls = shape_class_for("spike", settings)
+    assert cls is not None
+    expected = [
+        {"index": 1, "start_s": 0.0, "end_s": 10.0, "users": 5, "spawn_rate": 50.0},
+        {"index": 2, "start_s": 10.0, "end_s": 15.0, "users": 50, "spawn_rate": 50.0},
+        {"index": 3, "start_s": 15.0, "end_s": 30.0, "users": 5, "spawn_rate": 50.0},
+    ]
+    assert describe_stages(cls()) == expected
+    shape = cls()
+    for stage in expected:
+        times = [stage["start_s"], stage["end_s"] - 0.01]
+        assert drive(shape, times) == [(stage["users"], stage["spawn_rate"])] * 2
+    # parts that last no time are left out: a spike at 0 s that ends with the run
+    at_once = Spike(base_users=1, peak_users=9, at_s=0, duration_s=20, total_s=20, spawn_rate=3)
+    assert spike_plan(at_once) == [
+        {"index": 1, "start_s": 0, "end_s": 20, "users": 9, "spawn_rate": 3}
+    ]
+
+
+class _OtherShape(LoadTestShape):
+    """A shape of someone else's: its stages are unknown."""
+
+    def tick(self) -> tuple[int, float] | None:
+        return None
+
+
+def test_shape_record() -> None:
+    cls = shape_class_for("step", {"LOAD_SHAPE_STAGES": "2:3s,4:3s"})
+    assert cls is not None
+    assert shape_record(cls()) == {
+        "name": "step",
+        "class": "StepLoadShape",
+        "stages": describe_stages(cls()),
+        "length_s": 6.0,
+    }
+    assert shape_record(None) is None
+    assert shape_record(_OtherShape()) == {
+        "name": "_OtherShape",
+        "class": "_OtherShape",
+        "stages": [],
+        "length_s": None,
+    }
+
+
+def test_shape_length_from_an_environment_or_options() -> None:
+    cls = shape_class_for("spike", {"SPIKE_TOTAL_S": "240"})
+    assert cls is not None
+    assert shape_length_s(Namespace(shape_class=cls())) == 240.0  # an Environment's attribute
+    assert shape_length_s(Namespace(shape_class=None)) is None
+    assert shape_length_s(Namespace(shape_class=_OtherShape())) is None
+    # Locust's parsed options (add_shape_arguments' destinations)
+    parser = get_empty_argument_parser(default_config_files=[])
+    setup_parser_arguments(parser)
+    add_shape_arguments(parser)
+    options = parser.parse_args(["--load-shape", "step", "--load-shape-stages", "1:1m,2:30s"])
+    assert shape_length_s(options) == 90.0
+    assert shape_length_s(parser.parse_args([])) is None  # no shape
+    assert shape_length_s(parser.parse_args(["--load-shape", "step"])) == 240.0  # defaults
+    bad = parser.parse_args(["--load-shape", "step", "--load-shape-stages", "x"])
+    assert shape_length_s(bad) is None
+    assert shape_length_s(None) is None
+
+
+# --- panacea-locust run with a shape ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "stages", "extra", "environ", "expected"),
+    [
+        (None, None, [], {}, None),
+        (None, "1:1s", [], {}, "step"),
+        ("spike", None, [], {"LOAD_SHAPE": "step"}, "spike"),
+        (None, None, [], {"LOAD_SHAPE": " Spike "}, "spike"),
+        (None, None, [], {"LOAD_SHAPE": "none"}, None),
+        (None, None, ["--load-shape", "step"], {"LOAD_SHAPE": "spike"}, "step"),
+        (None, None, ["--load-shape=spike"], {}, "spike"),
+        (None, None, ["--load-shape="], {"LOAD_SHAPE": "step"}, None),
+    ],
+)
+def test_cli_knows_when_a_shape_is_chosen(
+    shape: str | None,
+    stages: str | None,
+    extra: list[str],
+    environ: dict[str, str],
+    expected: str | None,
+) -> None:
+    assert cli_run.shape_name(shape, stages, extra, environ) == expected
+
+
+def cli_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str, **environ: str
+) -> tuple[int, list[str], Any]:
+    """``panacea-locust run ARGS`` up to the locust command line it would run (not run)."""
+    seen: dict[str, Any] = {}
+
+    def fake_child(cmd: list[str], env: dict[str, str]) -> int:
+        seen["cmd"], seen["env"] = cmd, env
+        return 0
+
+    monkeypatch.setattr(cli_run, "_run_child", fake_child)
+    monkeypatch.chdir(tmp_path)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    argv = ["--host", "http://127.0.0.1:9", "--results-dir", str(tmp_path / "results"), *args]
+    code = cli_run.main(argv)
+    return code, seen.get("cmd", []), seen.get("env")
+
+
+def option(cmd: list[str], name: str) -> str | None:
+    return cmd[cmd.index(name) + 1] if name in cmd else None
+
+
+def test_cli_stages_run_a_step_shape_without_options_nobody_gave(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, cmd, _env = cli_command(monkeypatch, tmp_path, "--stages", "2:4s,4@2:4s", "--no-slo")
+    assert code == 0
+    assert option(cmd, "--load-shape") == "step"
+    assert option(cmd, "--load-shape-stages") == "2:4s,4@2:4s"
+    # the shape sets users and length: no scenario file (smoke's users = 5, run-time = 60s),
+    # no -u/-r/-t, which Locust would only warn it ignores
+    for flag in ("--config", "-u", "-r", "-t"):
+        assert flag not in cmd, cmd
+    assert option(cmd, "--label") == "step"
+    # the same for --shape, and for a shape chosen in the environment
+    code, cmd, _env = cli_command(monkeypatch, tmp_path, "--shape", "spike", "--no-slo")
+    assert code == 0 and option(cmd, "--load-shape") == "spike" and "--config" not in cmd
+    code, cmd, env = cli_command(monkeypatch, tmp_path, "--no-slo", LOAD_SHAPE="step")
+    assert code == 0 and "--config" not in cmd and "-t" not in cmd
+    assert option(cmd, "--label") == "step" and env["LOAD_SHAPE"] == "step"
+
+
+def test_cli_passes_on_what_the_user_gave_with_a_shape(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, cmd, _env = cli_command(
+        monkeypatch, tmp_path, "--stages", "2:4s", "-t", "30s", "--scenario", "smoke"
+    )
+    assert code == 0
+    assert option(cmd, "-t") == "30s" and option(cmd, "--config") is not None
+    assert "-u" not in cmd and "-r" not in cmd
+    # without a shape, nothing changed: -u gets the default rate and run time
+    code, cmd, _env = cli_command(monkeypatch, tmp_path, "-u", "3", "--no-slo")
+    assert code == 0 and option(cmd, "-t") == "60s" and option(cmd, "-r") is not None
+    assert "--load-shape" not in cmd and "--config" not in cmd
+    code, cmd, _env = cli_command(monkeypatch, tmp_path, "--no-slo")
+    assert code == 0 and option(cmd, "--config") is not None  # smoke, as before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--stages", "30s:5"],
+            "--stages: stage 1 '30s:5' is not USERS[@RATE]:DURATION (e.g. 50@5:2m, durations "
+            "like 90s, 5m, 1h); users come first: 5:30s",
+        ),
+        (
+            ["--stages", "5:30s", "--shape", "spike"],
+            "--stages sets the stages of the step shape, not of --shape spike",
+        ),
+        (
+            ["--stages", "5:30s,101:1m"],
+            "--stages: 101 users is above LOCUST_MAX_USERS (100); raise it to run more users",
+        ),
+    ],
+)
+def test_cli_rejects_bad_stages_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    code, cmd, _env = cli_command(monkeypatch, tmp_path, *args)
+    assert code == 2 and cmd == []
+    assert capsys.readouterr().err == f"panacea-locust run: {message}\n"
+    assert not (tmp_path / "results").exists()

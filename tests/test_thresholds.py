@@ -147,6 +147,11 @@ abort_grace_s = 30
         ("total = 5", "[total] must be a table of rules"),
         ("endpoints = 5", "endpoints must be tables"),
         ('[endpoints]\n"/api/v1/events" = 5', '[endpoints."/api/v1/events"] must be a table'),
+        ("[total]\np95_ms = 1\nwindow_s = 0", "[total] window_s = 0 must be > 0 (seconds)"),
+        ("[total]\np95_ms = 1\nwindow_s = -5", "window_s = -5 must be > 0 (seconds)"),
+        ("[total]\np95_ms = 1\nwindow_s = inf", "window_s = inf must be a finite number"),
+        ('[total]\np95_ms = 1\nwindow_s = "5"', 'window_s = "5" must be a number (seconds)'),
+        ("[total]\np95_ms = 1\nwindow_s = true", "window_s = true must be a number"),
         ("[totals]\np95_ms = 1", "unknown top-level key 'totals'"),
         ("[total\np95_ms = 1", "not valid TOML"),
     ],
@@ -159,6 +164,20 @@ def test_bad_files_fail_with_one_line(tmp_path: Path, text: str, expected: str) 
     assert "\n" not in message
     assert message.startswith(f"{path}: ")
     assert expected in message
+
+
+def test_a_window_applies_to_every_rule_of_its_table(tmp_path: Path) -> None:
+    slo = slo_of(
+        f'[total]\np95_ms = 100\nmin_rps = 5\nwindow_s = 30\n[endpoints."{SEARCH}"]\np99_ms = 1',
+        tmp_path,
+    )
+    assert [(r.scope, r.metric, r.window_s) for r in slo.rules] == [
+        ("total", "p95_ms", 30.0),
+        ("total", "min_rps", 30.0),
+        (SEARCH, "p99_ms", None),
+    ]
+    block = slo.evaluate(summary(stats(), {SEARCH: stats()}))
+    assert "window" in block["rules"][0] and "window" not in block["rules"][2]
 
 
 def test_missing_file(tmp_path: Path) -> None:

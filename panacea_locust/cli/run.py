@@ -3,6 +3,10 @@
 It only assembles a ``locust`` command line (the same one a user could type) and runs it in
 a child process, so Locust's own behaviour, options and exit codes are untouched. Without a
 host it starts the reference API on a free loopback port first and stops it afterwards.
+
+With a load shape (``--shape``, ``--stages``, ``LOAD_SHAPE`` or ``-- --load-shape``) the shape
+sets the users and the length: no default scenario file and no default ``-r``/``-t`` are
+added, since Locust would only warn that it ignores them. Options the user gave are passed on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from types import FrameType
 import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
 from panacea_locust.verdict.results import create_run_dir
+from panacea_locust.verdict.stages import parse_stages
 
 PACKAGE_DIR = Path(panacea_locust.__file__).resolve().parent
 SCENARIOS = ("smoke", "load", "stress", "analytics")
@@ -78,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-slo", action="store_true", help="no pass/fail thresholds")
     parser.add_argument("--shape", choices=("step", "spike"), help="load shape (LOAD_SHAPE)")
+    parser.add_argument(
+        "--stages",
+        metavar="USERS[@RATE]:DURATION,...",
+        help="step stages, e.g. 5:30s,10:30s,25@5:1m (LOAD_SHAPE_STAGES); implies --shape step",
+    )
     parser.add_argument("--processes", type=int, help="worker processes (Locust --processes)")
     parser.add_argument("--results-dir", help="parent of the run folders (RESULTS_DIR)")
     parser.add_argument(
@@ -97,6 +107,25 @@ def _positive(value: float | None, flag: str) -> None:
         raise ValueError(f"{flag} must be above 0, got {value:g}")
 
 
+def shape_name(
+    shape: str | None, stages: str | None, extra: list[str], environ: dict[str, str]
+) -> str | None:
+    """The load shape the run will have: ``--stages`` (step), ``--shape``, a ``--load-shape``
+    after ``--`` (the last one), else ``LOAD_SHAPE``; None for none (empty or ``none``)."""
+    if stages is not None:
+        return "step"
+    if shape:
+        return shape
+    chosen = environ.get("LOAD_SHAPE")
+    for i, arg in enumerate(extra):
+        if arg == "--load-shape" and i + 1 < len(extra):
+            chosen = extra[i + 1]
+        elif arg.startswith("--load-shape="):
+            chosen = arg.partition("=")[2]
+    value = (chosen or "").strip().lower()
+    return None if value in ("", "none") else value
+
+
 def main(argv: list[str]) -> int:
     extra: list[str] = []
     if "--" in argv:
@@ -113,7 +142,19 @@ def main(argv: list[str]) -> int:
                 f"-u {args.users} is above LOCUST_MAX_USERS ({settings.locust_max_users}); "
                 "raise it to run more users"
             )
-        scenario = args.scenario or (None if args.users else "smoke")
+        if args.stages is not None:
+            if args.shape == "spike":
+                raise ValueError("--stages sets the stages of the step shape, not of --shape spike")
+            peak = max(stage.users for stage in parse_stages(args.stages, source="--stages"))
+            if peak > settings.locust_max_users:
+                raise ValueError(
+                    f"--stages: {peak} users is above LOCUST_MAX_USERS "
+                    f"({settings.locust_max_users}); raise it to run more users"
+                )
+        shape = shape_name(args.shape, args.stages, extra, dict(os.environ))
+        # a shape sets the users and the length: no default scenario (its users and run-time
+        # would only be ignored, with Locust's warnings)
+        scenario = args.scenario or (None if args.users or shape else "smoke")
         conf = scenario_path(scenario) if scenario else None
         slo = (
             None
@@ -126,7 +167,7 @@ def main(argv: list[str]) -> int:
         print(f"panacea-locust run: {err}", file=sys.stderr)
         return 2
 
-    label = args.label or scenario or "run"
+    label = args.label or scenario or shape or "run"
     results_root = args.results_dir or settings.results_dir
     run_dir = create_run_dir(results_root, label, datetime.now(timezone.utc))
 
@@ -139,16 +180,18 @@ def main(argv: list[str]) -> int:
         cmd += ["-u", str(args.users)]
     cmd += ["-r", str(args.spawn_rate)] if args.spawn_rate else []
     cmd += ["-t", args.run_time] if args.run_time else []
-    if args.users is not None and not args.spawn_rate and conf is None:
+    if args.users is not None and not args.spawn_rate and conf is None and shape is None:
         cmd += ["-r", str(settings.locust_spawn_rate)]
-    if args.users is not None and not args.run_time and conf is None:
+    if args.users is not None and not args.run_time and conf is None and shape is None:
         cmd += ["-t", "60s"]
+    if args.stages is not None:
+        cmd += ["--load-shape", "step", "--load-shape-stages", args.stages]
+    elif args.shape:
+        cmd += ["--load-shape", args.shape]
     cmd += [f"--slo-file={Path(slo).resolve()}" if slo else "--slo-file="]
     cmd += ["--processes", str(args.processes)] if args.processes else []
     cmd += [] if args.quiet else ["--progress"]
     env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
-    if args.shape:
-        env["LOAD_SHAPE"] = args.shape
 
     reference = None
     host = args.host or settings.panacea_host

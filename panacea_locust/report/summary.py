@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from panacea_locust.report.thresholds import rule_result
+from panacea_locust.report.stages import render_stages_md
+from panacea_locust.report.thresholds import has_windows, rule_result, window_text
 from panacea_locust.verdict.compare import HISTOGRAMS_FILE
 from panacea_locust.verdict.decision import decide
 from panacea_locust.verdict.health import load_generator_warnings
@@ -80,9 +81,11 @@ def generator_warnings(summary: Mapping[str, Any]) -> list[str]:
 
 def _generator_line(health: Mapping[str, Any]) -> str:
     cpu, steal = health.get("cpu_percent_max"), health.get("steal_percent")
+    lag = health.get("loop_lag_p99_ms")
     cpu_text = f"CPU up to {cpu:.0f} %" if cpu is not None else "CPU not sampled (too short a run)"
     steal_text = f", steal time {steal:.1f} %" if steal is not None else ""
-    return f"- Load generator: {cpu_text}{steal_text}"
+    lag_text = f", event-loop lag p99 {lag:.1f} ms" if isinstance(lag, (int, float)) else ""
+    return f"- Load generator: {cpu_text}{steal_text}{lag_text}"
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
@@ -133,15 +136,25 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             ]
     thresholds = summary.get("thresholds")
     if thresholds and thresholds.get("rules"):
-        out += ["", "## Thresholds", "", "| scope | metric | limit | observed | result |"]
-        out.append("|---|---|---|---|---|")
+        windowed = has_windows(thresholds)
+        columns = ["scope", "metric", "limit", "observed", *(["worst window"] * windowed)]
+        out += ["", "## Thresholds", "", "| " + " | ".join([*columns, "result"]) + " |"]
+        out.append("|---" * (len(columns) + 1) + "|")
         for r in thresholds["rules"]:
             result = rule_result(r)
             result = f"**{result}**" if result != "pass" else result
+            where = f" {window_text(r)} |" if windowed else ""
             out.append(
                 f"| `{r['scope']}` | {r['metric']} | {_fmt(r['limit'])} | "
-                f"{_fmt(r['observed'])} | {result} |"
+                f"{_fmt(r['observed'])} |{where} {result} |"
             )
+        if windowed:
+            out += [
+                "",
+                "A rule with a window holds over every window of that many seconds (the "
+                "timeline's intervals, see timeline.json); the worst judged window is shown.",
+            ]
+    out += render_stages_md(summary)
     source = run.get("data_source", {})
     if source.get("fallbacks"):
         out += ["", "## Data source fallbacks", ""]

@@ -1,9 +1,12 @@
-"""Was the load generator itself fit to measure? Its CPU, and the host's steal time.
+"""Was the load generator itself fit to measure? Its CPU, its event loop, the host's steal.
 
 Every latency in a result is measured by the load generator. Above about 85 % of a core its
 own scheduling delays answers (Locust warns at 90 %), and on a shared virtual machine the
 hypervisor's *steal time* (the host running someone else while this machine has work) delays
-them as well. A result that records both lets a regression be told from a busy generator.
+them as well. A late event loop does the same without a busy CPU (a blocking call in a task,
+a long garbage collection): each Locust process runs a probe that sleeps a fixed time and
+records how late it woke. A result that records all three lets a regression be told from a
+busy generator.
 """
 
 from __future__ import annotations
@@ -12,10 +15,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from panacea_locust.verdict.histogram import SparseHistogram
+
 #: a Locust process above this share of a core inflates the latencies it reports
 CPU_LIMIT_PERCENT = 85.0
 #: steal time above this share of the machine's CPU time shows in the tail latencies
 STEAL_LIMIT_PERCENT = 2.0
+#: the loop-lag probe's sleep, seconds: ten wake-ups a second, next to nothing in CPU
+LOOP_LAG_PERIOD_S = 0.1
+#: A response is timed when its greenlet runs again, so a loop that wakes its greenlets late
+#: adds that lateness to every latency measured meanwhile. At a p99 lag of 20 ms, one request
+#: in a hundred is timed 20 ms or more too slow: as much as a whole fast endpoint's p99 (a
+#: few ms to tens of ms here), so a tail-latency rule could fail on the generator alone.
+#: Below it the lag is within the noise of a loaded machine (a few ms).
+LOOP_LAG_LIMIT_MS = 20.0
+#: probe wake-ups before the lag's p99 is judged: a p99 of fewer than 100 values is merely
+#: their maximum (a single hiccup at start-up); 100 is 10 s of one process
+LOOP_LAG_MIN_SAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,8 @@ class GeneratorHealth:
     #: this machine's steal time over the run, percent of its CPU time
     steal_percent: float | None = None
     workers_sampled: set[str] = field(default_factory=set)
+    #: how late the loop-lag probes woke (ms), every Locust process that generates load
+    loop_lag: SparseHistogram = field(default_factory=SparseHistogram)
 
     def note_cpu(self, percent: float | None, worker: str | None = None) -> None:
         if percent is None or percent < 0:
@@ -96,6 +114,14 @@ class GeneratorHealth:
             self.cpu_percent_max = float(percent)
         if worker is not None:
             self.workers_sampled.add(worker)
+
+    def note_loop_lag(self, lag: SparseHistogram) -> None:
+        """Add a process's probe wake-ups (a local run's, or a worker's report)."""
+        self.loop_lag.merge(lag)
+
+    @property
+    def loop_lag_p99_ms(self) -> float | None:
+        return round(self.loop_lag.percentile(99.0), 3) if self.loop_lag.count else None
 
     def warnings(self) -> list[str]:
         """One line per reason to doubt the latencies; empty when the generator was fit."""
@@ -113,6 +139,14 @@ class GeneratorHealth:
                 f"the hypervisor took {steal:.1f} % of this machine's CPU time (steal, over "
                 f"{STEAL_LIMIT_PERCENT:.0f} %): tail latencies include it; use a quieter host"
             )
+        lag = self.loop_lag_p99_ms
+        enough = self.loop_lag.count >= LOOP_LAG_MIN_SAMPLES
+        if lag is not None and enough and lag > LOOP_LAG_LIMIT_MS:
+            out.append(
+                f"a Locust process's event loop woke {lag:.0f} ms late at p99 (over "
+                f"{LOOP_LAG_LIMIT_MS:.0f} ms): latencies include that wait; look for "
+                "blocking calls in tasks, or add processes or workers"
+            )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,6 +157,9 @@ class GeneratorHealth:
             "cpu_warning": self.cpu_warning,
             "steal_percent": None if self.steal_percent is None else round(self.steal_percent, 2),
             "workers_sampled": len(self.workers_sampled),
+            "loop_lag_p99_ms": self.loop_lag_p99_ms,
+            "loop_lag_max_ms": round(self.loop_lag.max_ms, 3) if self.loop_lag.count else None,
+            "loop_lag_samples": self.loop_lag.count,
             "warnings": self.warnings(),
         }
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import accumulate
+from itertools import accumulate, compress
 
 from hdrh.histogram import HdrHistogram
 
@@ -178,20 +178,8 @@ class LatencyHistogram:
         hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
         if self._count:
             hdr.counts[:] = self._counts
-            hdr.total_count = self._count
-            # the encoder writes the counts up to max_value's bucket
-            hdr.max_value = min(max(int(self._max * 1000.0 + 0.5), 0), HIGHEST_US)
-        blob = hdr.encode().decode("ascii")
-        return ";".join(
-            (
-                _PAYLOAD_TAG,
-                str(self._count),
-                repr(self._sum),
-                repr(self.min_ms),
-                repr(self.max_ms),
-                blob,
-            )
-        )
+            _set_extremes(hdr, self._count, self._max)
+        return _payload(self._count, self._sum, self.min_ms, self.max_ms, hdr)
 
     @classmethod
     def from_payload(cls, payload: str) -> LatencyHistogram:
@@ -236,6 +224,133 @@ class LatencyHistogram:
             f"LatencyHistogram(count={self._count}, min_ms={self.min_ms:.3f}, "
             f"p50_ms={self.percentile(50):.3f}, max_ms={self.max_ms:.3f})"
         )
+
+
+def _set_extremes(hdr: HdrHistogram, count: int, high_ms: float) -> None:
+    """Count and max of an HdrHistogram whose counts were filled by hand: the encoder writes
+    the counts up to max_value's bucket (a reader derives min and max from the counts)."""
+    hdr.total_count = count
+    hdr.max_value = min(max(int(high_ms * 1000.0 + 0.5), 0), HIGHEST_US)
+
+
+def _payload(count: int, total_ms: float, low_ms: float, high_ms: float, hdr: HdrHistogram) -> str:
+    blob = hdr.encode().decode("ascii")
+    return ";".join((_PAYLOAD_TAG, str(count), repr(total_ms), repr(low_ms), repr(high_ms), blob))
+
+
+def percentile_of(
+    counts: Mapping[int, int], count: int, q: float, low: float, high: float
+) -> float:
+    """Percentile ``q`` (0..100) of sparse bucket ``counts`` (index -> count, ``count`` in all)
+    by the module docstring's definition, clamped to the exact ``low`` .. ``high``; 0.0 when
+    empty. Costs a sort of the filled buckets only, whatever the layout's size."""
+    if count <= 0:
+        return 0.0
+    q = min(max(q, 0.0), 100.0)
+    if q == 0.0:
+        return low
+    target = max(1, int(q * count / 100.0 + 0.5))
+    running = 0
+    found = _COUNTS_LEN - 1
+    for index in sorted(counts):
+        running += counts[index]
+        if running >= target:
+            found = index
+            break
+    return min(max(_highest_equivalent_us(found) / 1000.0, low), high)
+
+
+class SparseHistogram:
+    """The buckets of :class:`LatencyHistogram`, keeping only the filled ones (a dict).
+
+    Why a second form: the timeline holds one histogram per endpoint and interval, and its
+    windows merge many of them. An interval of a few seconds fills a few hundred of the 23552
+    buckets, and every pass over ``LatencyHistogram``'s dense list costs about 1 ms, so
+    merging, windowing and percentiles here cost per filled bucket instead. Same values, same
+    percentile definition, exact count/sum/min/max; merges are exact.
+    """
+
+    __slots__ = ("counts", "count", "sum_ms", "_min", "_max")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.count = 0
+        self.sum_ms = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+
+    def record(self, ms: float) -> None:
+        """As ``LatencyHistogram.record`` (inlined the same way: it runs once per request)."""
+        try:
+            us = int(ms * 1000.0 + 0.5)
+        except (ValueError, OverflowError):
+            return
+        if us > HIGHEST_US:
+            us = HIGHEST_US
+        elif us < 0:
+            us = 0
+            ms = 0.0
+        b = (us | _SUB_MASK).bit_length() - _BUCKET_SHIFT
+        index = ((b + 1) << _HALF_MAG) + (us >> b) - _HALF_COUNT
+        counts = self.counts
+        counts[index] = counts.get(index, 0) + 1
+        self.count += 1
+        self.sum_ms += ms
+        if ms < self._min:
+            self._min = ms
+        if ms > self._max:
+            self._max = ms
+
+    @property
+    def min_ms(self) -> float:
+        return self._min if self.count else 0.0
+
+    @property
+    def max_ms(self) -> float:
+        return self._max if self.count else 0.0
+
+    def percentile(self, q: float) -> float:
+        return percentile_of(self.counts, self.count, q, self.min_ms, self.max_ms)
+
+    def merge(self, other: SparseHistogram) -> None:
+        if not other.count:
+            return
+        counts = self.counts
+        for index, n in other.counts.items():
+            counts[index] = counts.get(index, 0) + n
+        self.count += other.count
+        self.sum_ms += other.sum_ms
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
+
+    @classmethod
+    def of(cls, hist: LatencyHistogram) -> SparseHistogram:
+        """The filled buckets of ``hist`` (one C-speed pass to find them)."""
+        sparse = cls()
+        if hist.count:
+            dense = hist._counts
+            sparse.counts = {i: dense[i] for i in compress(range(_COUNTS_LEN), dense)}
+            sparse.count, sparse.sum_ms = hist._count, hist._sum
+            sparse._min, sparse._max = hist._min, hist._max
+        return sparse
+
+    def to_hdr(self) -> HdrHistogram:
+        """A standard ``HdrHistogram`` (microseconds) of these values, e.g. for an interval log."""
+        hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        if self.count:
+            for index, n in self.counts.items():
+                hdr.counts[index] = n
+            _set_extremes(hdr, self.count, self._max)
+        return hdr
+
+    def to_payload(self) -> str:
+        """``LatencyHistogram.to_payload``'s format: either class reads the other's."""
+        return _payload(self.count, self.sum_ms, self.min_ms, self.max_ms, self.to_hdr())
+
+    @classmethod
+    def from_payload(cls, payload: str) -> SparseHistogram:
+        """Rebuild from either class's payload; ``ValueError`` on a malformed one."""
+        return cls.of(LatencyHistogram.from_payload(payload))
 
 
 class HistogramSet:

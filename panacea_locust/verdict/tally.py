@@ -4,14 +4,27 @@ Locust aggregates requests, failures and response times itself; it knows nothing
 types spawned, acceptable 4xx by code, where session ids came from, or exact latency
 histograms. Each process keeps a :class:`RunTally`; workers send ``drain()`` with every
 ``report_to_master`` and the master ``merge()``s them, so the master's tally is the run's.
+``merge`` hands back what a report added (:class:`Delta`), for the master's timeline.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from panacea_locust.verdict.histogram import HistogramSet
+from panacea_locust.verdict.timeline import Timeline
+
+
+@dataclass
+class Delta:
+    """What one worker report added: answered and failed times, acceptable 4xx by code."""
+
+    answered: HistogramSet = field(default_factory=HistogramSet)
+    failed: HistogramSet = field(default_factory=HistogramSet)
+    acceptable: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 class RunTally:
@@ -27,6 +40,9 @@ class RunTally:
         #: response times of failed requests, shown apart in summary.json
         self.failed = HistogramSet()
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
+        #: a local process's timeline: its acceptable responses count in the current interval
+        #: too (the request listener records the times); None on workers and masters
+        self.timeline: Timeline | None = None
 
     def user_started(self, user_type: str, session_from_database: bool) -> None:
         self.users_by_type[user_type] += 1
@@ -34,6 +50,8 @@ class RunTally:
 
     def acceptable_response(self, name: str, status: int) -> None:
         self.acceptable[name][str(status)] += 1
+        if self.timeline is not None:
+            self.timeline.current.acceptable[name][str(status)] += 1
 
     def drain(self) -> dict[str, Any]:
         """Everything counted since the last drain, as msgpack-safe data; the counters reset."""
@@ -50,16 +68,20 @@ class RunTally:
         self.sessions.clear()
         return report
 
-    def merge(self, report: dict[str, Any]) -> None:
+    def merge(self, report: dict[str, Any]) -> Delta:
+        """Add a worker's ``drain()``; returns what it added (its histograms decoded once).
+        ``ValueError`` on a malformed histogram payload, before anything is added."""
+        delta = Delta(acceptable=report.get("acceptable") or {})
+        delta.answered.merge_payload(report.get("histograms") or {})
+        delta.failed.merge_payload(report.get("failed") or {})
         self.users_by_type.update(report.get("users_by_type", {}))
-        for name, codes in report.get("acceptable", {}).items():
+        for name, codes in delta.acceptable.items():
             self.acceptable[name].update(codes)
         self.sessions.update(report.get("sessions", {}))
-        if report.get("histograms"):
-            self.histograms.merge_payload(report["histograms"])
-        if report.get("failed"):
-            self.failed.merge_payload(report["failed"])
+        self.histograms.merge(delta.answered)
+        self.failed.merge(delta.failed)
         self.data_sources.update(report.get("data_sources", {}))
+        return delta
 
     def reset_requests(self) -> None:
         """Forget what was counted per request, when Locust resets its statistics (the web
@@ -70,8 +92,11 @@ class RunTally:
         self.acceptable.clear()
 
     def reset(self) -> None:
-        """Forget everything (a new test started from the web UI)."""
+        """Forget everything (a new test started from the web UI); the timeline, if any,
+        stays attached (its owner restarts it)."""
+        timeline = self.timeline
         self.__init__()  # type: ignore[misc]
+        self.timeline = timeline
 
     def data_source(self) -> dict[str, Any]:
         """One ``run.data_source`` for the run: the processes' descriptions, merged."""

@@ -16,6 +16,11 @@ Decisions, documented in docs/verdicts.md as well:
   ``min_rps`` (throughput is low by design while users ramp up); both are judged at the end.
 - Observed values are rounded (ms and RPS to 3 decimals, ratios to 6) before the comparison,
   so the verdict always agrees with the numbers shown.
+- A table with ``window_s = N`` holds its rules over every sliding window of N seconds (the
+  run's timeline intervals, merged exactly: ``verdict/timeline.py``), not only over the whole
+  run, where a collapse after a long good stretch is averaged away. Each window is judged on
+  the same evidence rules; the worst judged window decides, and the rule's result names it
+  (``window``). The abort tracker judges the most recent window.
 No Locust import here: the module is pure and shared by the runner, the event handlers and tests.
 """
 
@@ -24,8 +29,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,9 @@ TOTAL_SCOPE = "total"
 LATENCY_KEYS: tuple[str, ...] = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
 RATIO_KEYS: tuple[str, ...] = ("max_failure_ratio", "max_acceptable_4xx_ratio")
 RULE_KEYS: tuple[str, ...] = (*LATENCY_KEYS, *RATIO_KEYS, "min_rps")
-OPTION_KEYS: tuple[str, ...] = ("abort", "abort_grace_s", "min_tail_samples", "require_samples")
+OPTION_KEYS: tuple[str, ...] = (
+    "abort", "abort_grace_s", "min_tail_samples", "require_samples", "window_s",
+)  # fmt: skip
 ALLOWED_KEYS: tuple[str, ...] = (*RULE_KEYS, *OPTION_KEYS)
 DEFAULT_ABORT_GRACE_S = 10.0
 #: Requests a percentile needs beyond it before it is evidence (compare uses it too).
@@ -61,6 +68,22 @@ class SLOError(ValueError):
 
 
 @dataclass(frozen=True)
+class Window:
+    """A stretch of the run, ``start_s`` to ``end_s`` seconds after its start, and its
+    ``stats``: ``{"total": block, "endpoints": {name: block}}`` with the metric keys of
+    ``summary.json`` that rules read (requests, failures, acceptable, rps, p50_ms ...)."""
+
+    start_s: float
+    end_s: float
+    stats: Mapping[str, Any]
+
+
+#: the windows of ``window_s`` seconds of a run, in time order (``Timeline.windows``); for a
+#: snapshot, only the most recent one
+WindowSource = Callable[[float], Sequence[Window]]
+
+
+@dataclass(frozen=True)
 class Rule:
     """One threshold: ``metric`` of ``scope`` must stay <= ``limit`` (>= for min_rps)."""
 
@@ -71,6 +94,8 @@ class Rule:
     abort_grace_s: float = DEFAULT_ABORT_GRACE_S
     min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES
     require_samples: bool = False
+    #: judged over every window of this many seconds (None: over the whole run)
+    window_s: float | None = None
 
     @property
     def is_minimum(self) -> bool:
@@ -168,6 +193,33 @@ class Rule:
             "passed": None if status == INSUFFICIENT else status == PASS,
         }
 
+    def _badness(self, result: Mapping[str, Any]) -> tuple[bool, float]:
+        """Orders window results: failed ones first, then by how far the value went the
+        wrong way (the highest latency or ratio, the lowest throughput)."""
+        observed = result["observed"]
+        value = math.inf if observed is None else (-observed if self.is_minimum else observed)
+        return result["status"] == FAIL, value
+
+    def windowed_result(self, windows: Sequence[Window]) -> dict[str, Any]:
+        """This rule over every window: the worst window judged on enough evidence decides,
+        and the result names it (``window``). When no window has the evidence the rule is
+        insufficient, and shows the window with the most requests; with
+        ``require_samples`` every window is then judged on what it holds, as a whole-run
+        rule would be."""
+        if not windows:
+            return {**self.result({}), "window": None}
+        on_evidence = replace(self, require_samples=False)
+        results = [(w, on_evidence.result(w.stats)) for w in windows]
+        judged = [(w, r) for w, r in results if r["status"] != INSUFFICIENT]
+        if not judged and self.require_samples:
+            judged = [(w, self.result(w.stats)) for w in windows]
+        if judged:
+            window, result = max(judged, key=lambda wr: self._badness(wr[1]))
+        else:
+            window, result = max(results, key=lambda wr: wr[1]["samples"])
+        span = {"start_s": round(window.start_s, 3), "end_s": round(window.end_s, 3)}
+        return {**result, "window": span}
+
 
 @dataclass(frozen=True)
 class SLO:
@@ -180,11 +232,18 @@ class SLO:
     def scopes(self) -> list[str]:
         return list(dict.fromkeys(rule.scope for rule in self.rules))
 
-    def evaluate(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+    def evaluate(
+        self, summary: Mapping[str, Any], windows: WindowSource | None = None
+    ) -> dict[str, Any]:
         """The results-contract ``thresholds`` block: ``{"passed": ..., "rules": [...]}``;
         ``passed`` is False when a rule failed, None when none failed but some had too little
-        evidence, True when every rule passed."""
-        results = [rule.result(summary) for rule in self.rules]
+        evidence, True when every rule passed. Rules with ``window_s`` are judged on
+        ``windows`` (without it, the whole run is their one window)."""
+        source = cached_windows(summary, windows)
+        results = [
+            rule.windowed_result(source(rule.window_s)) if rule.window_s else rule.result(summary)
+            for rule in self.rules
+        ]
         statuses = {r["status"] for r in results}
         passed = False if FAIL in statuses else (None if INSUFFICIENT in statuses else True)
         return {"passed": passed, "rules": results}
@@ -192,6 +251,23 @@ class SLO:
     def abort_rules(self) -> tuple[Rule, ...]:
         """Rules of tables with ``abort = true`` that may stop a run early (never ``min_rps``)."""
         return tuple(r for r in self.rules if r.abort and r.metric not in _NOT_FOR_ABORT)
+
+
+def cached_windows(summary: Mapping[str, Any], windows: WindowSource | None) -> WindowSource:
+    """``windows`` asked once per window length; without it, the whole run as one window."""
+    cache: dict[float, Sequence[Window]] = {}
+
+    def source(window_s: float) -> Sequence[Window]:
+        if window_s not in cache:
+            if windows is not None:
+                cache[window_s] = windows(window_s)
+            else:
+                run = summary.get("run")
+                duration = _number(run.get("duration_s")) if isinstance(run, Mapping) else None
+                cache[window_s] = [Window(0.0, duration or 0.0, summary)]
+        return cache[window_s]
+
+    return source
 
 
 def mark_aborted(block: Mapping[str, Any], reason: str) -> dict[str, Any]:
@@ -270,6 +346,14 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
         raise SLOError(
             f"{where} min_tail_samples = {_toml(tail)} must be a whole number from 0 to 1000000"
         )
+    window: float | None = None
+    if "window_s" in table:
+        raw = table["window_s"]
+        window = _number(raw)
+        if window is None:  # not a number, or not finite: said as for any other key
+            _non_negative(where, "window_s", raw, "seconds")
+        if window is None or window <= 0:
+            raise SLOError(f"{where} window_s = {_toml(raw)} must be > 0 (seconds)")
     rules = []
     for key in RULE_KEYS:  # canonical order, whatever the file's order
         if key not in table:
@@ -286,8 +370,11 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
         else:
             limit = _non_negative(where, key, table[key], "milliseconds")
         rules.append(
-            Rule(scope, key, limit, abort, grace, min_tail_samples=tail, require_samples=require)
-        )
+            Rule(
+                scope, key, limit, abort, grace, min_tail_samples=tail,
+                require_samples=require, window_s=window,
+            )
+        )  # fmt: skip
     return rules
 
 
@@ -331,10 +418,14 @@ def _scope_stats(summary: Mapping[str, Any], scope: str) -> Mapping[str, Any] | 
 class AbortTracker:
     """Decides when to stop a run early, from periodic snapshot summaries.
 
-    Feed it ``update(now, snapshot)`` (seconds from any monotonic clock, a summary dict of the
-    results-contract shape) every second or so on the master. It returns None while all is well
-    and a one-line reason once any abort rule has been broken in every snapshot for at least
-    its ``abort_grace_s``; from then on it keeps returning that same reason.
+    Feed it ``update(now, snapshot, windows)`` (seconds from any monotonic clock, a summary
+    dict of the results-contract shape, and for rules with ``window_s`` a source whose last
+    window is the most recent one) every second or so on the master. It returns None while
+    all is well and a one-line reason once any abort rule has been broken in every snapshot
+    for at least its ``abort_grace_s``; from then on it keeps returning that same reason. A
+    windowed rule judges only its most recent window, so a collapse after a long good stretch
+    stops the run within about ``window_s`` plus the grace, where the whole run's value would
+    take far longer to move.
     """
 
     def __init__(self, slo: SLO) -> None:
@@ -342,11 +433,23 @@ class AbortTracker:
         self._broken_since: dict[Rule, float] = {}
         self.reason: str | None = None
 
-    def update(self, now: float, snapshot_summary: Mapping[str, Any]) -> str | None:
+    def update(
+        self,
+        now: float,
+        snapshot_summary: Mapping[str, Any],
+        windows: WindowSource | None = None,
+    ) -> str | None:
         if self.reason is not None:
             return self.reason
+        source = cached_windows(snapshot_summary, windows)
         for rule in self.rules:
-            result = rule.result(snapshot_summary)  # too few samples: no evidence, no abort
+            stats, over = snapshot_summary, ""
+            if rule.window_s:
+                recent = source(rule.window_s)
+                stats = recent[-1].stats if recent else {}
+                if recent:
+                    over = f" over {recent[-1].start_s:.0f}-{recent[-1].end_s:.0f} s"
+            result = rule.result(stats)  # too few samples: no evidence, no abort
             observed = result["observed"]
             if result["status"] != FAIL or observed is None:
                 self._broken_since.pop(rule, None)
@@ -355,7 +458,7 @@ class AbortTracker:
             if now - since >= rule.abort_grace_s:
                 self.reason = (
                     f"SLO abort: {rule.scope} {rule.metric} = "
-                    f"{format_value(rule.metric, observed)} breaks the limit "
+                    f"{format_value(rule.metric, observed)}{over} breaks the limit "
                     f"{rule.comparator} {format_value(rule.metric, rule.limit)} for "
                     f"{now - since:.0f} s (abort_grace_s = {rule.abort_grace_s:g})"
                 )
