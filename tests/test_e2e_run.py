@@ -21,6 +21,7 @@ from conftest import ROOT, clean_env, run_dirs, run_panacea
 from panacea_locust.contract import ENDPOINTS
 from panacea_locust.payload_generator import window_start
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+from panacea_locust.verdict.health import LOOP_LAG_LIMIT_MS
 
 ENDPOINT_NAMES = tuple(e.path for e in ENDPOINTS)
 
@@ -528,6 +529,12 @@ def test_a_saturated_load_generator_is_flagged_in_the_result(
     )
     assert run.returncode == 0, run.stderr[-3000:]
     health = run.summary()["run"]["load_generator"]
-    assert health["cpu_percent_max"] > 85, health
-    assert "WARNING (load generator): a Locust process reached" in run.stderr
+    # Saturated, the process either gets its core (CPU over 85 %) or, on a host shared with
+    # other work, cannot (its event loop then wakes late): flagged either way.
+    assert health["warnings"], health
+    if health["cpu_percent_max"] > 85:
+        assert "WARNING (load generator): a Locust process reached" in run.stderr
+    else:
+        assert health["loop_lag_p99_ms"] > LOOP_LAG_LIMIT_MS, health
+    assert "WARNING (load generator)" in run.stderr
     assert "> WARNING (load generator)" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]
