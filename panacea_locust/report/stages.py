@@ -9,21 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from panacea_locust.report.format import number as _fmt
 from panacea_locust.verdict.stages import BROKE, HELD, load_text
 
 _COLUMNS = (
     ("requests", "reqs"), ("failures", "fails"), ("rps", "rps"), ("p50_ms", "p50"),
     ("p95_ms", "p95"), ("p99_ms", "p99"), ("max_ms", "max"),
 )  # fmt: skip
-
-
-def _fmt(value: Any) -> str:
-    """As the endpoint table of ``summary.md``: ``-`` for none, 2 decimals below 100."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.2f}"
-    return str(value)
 
 
 def _seconds(value: Any) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from panacea_locust.report.format import number as _fmt
 from panacea_locust.report.stages import render_stages_md
 from panacea_locust.report.thresholds import has_windows, rule_result, window_text
 from panacea_locust.verdict.compare import HISTOGRAMS_FILE
@@ -30,14 +31,6 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.2f}"
-    return str(value)
 
 
 _COLUMNS = (
