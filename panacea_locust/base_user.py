@@ -1,17 +1,22 @@
 """``PanaceaAPIUser``: one simulated Panacea user, with its own identity, session and data pool.
 
-Built on ``FastHttpUser`` (geventhttpclient), about four times the throughput of
-``HttpUser`` per core, so the load generator measures the API rather than itself.
+Built on ``FastHttpUser`` (geventhttpclient), several times the throughput of ``HttpUser`` per
+core (measured in docs/performance.md), so the load generator measures the API, not itself.
 """
 
 from __future__ import annotations
 
 import socket
+import zlib
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, ClassVar
 
+import brotli  # geventhttpclient's own dependency, for ``Content-Encoding: br``
 import orjson
 from gevent import Timeout as GeventTimeout
+from gevent import get_hub, getcurrent
+from geventhttpclient.response import HTTPParseError
 from locust import FastHttpUser, between
 
 from panacea_locust import __version__
@@ -26,6 +31,22 @@ _settings = get_settings()
 _REQUIRED_KEYS = {_settings.endpoint_path(e.key): e.response_keys for e in ENDPOINTS}
 _NO_KEYS: frozenset[str] = frozenset()
 _TIMEOUTS = (socket.timeout, TimeoutError, GeventTimeout)
+#: what reading a body can raise when the connection fails (socket errors and timeouts are
+#: OSError; a connection closed before the end of the body is the parser's HTTPParseError)
+_BODY_ERRORS = (OSError, HTTPParseError)
+_READ_BLOCK = 64 * 1024  #: bytes asked of the socket per read while streaming a body
+TOO_LARGE = "body too large"
+
+
+class DeadlinePassed(TimeoutError):
+    """Raised in a user's greenlet when its request has run for ``REQUEST_TIMEOUT``.
+
+    An ``OSError``, like a socket timeout, so that geventhttpclient releases the connection on
+    its way out wherever it meets it (connecting, sending, waiting for or reading the answer).
+    """
+
+    def __str__(self) -> str:  # geventhttpclient wraps it: ``failure_reason`` reads this
+        return "request timed out (REQUEST_TIMEOUT)"
 
 
 def failure_reason(status: int, error: BaseException | None) -> str:
@@ -46,6 +67,10 @@ class PanaceaAPIUser(FastHttpUser):
     wait_time = between(_settings.standard_wait_min, _settings.standard_wait_max)
     network_timeout = _settings.request_timeout
     connection_timeout = _settings.request_timeout
+    #: a user is one greenlet, one request at a time: one connection is all its pool needs,
+    #: and geventhttpclient resends a request whose connection closed once per pool slot plus
+    #: one (eleven times with Locust's ten), which multiplied the load on a failing server
+    concurrency = 1  # noqa: V107  (Locust reads it, as network_timeout; vulture cannot see)
 
     #: filled in by ``on_start``; class-level defaults keep type checkers informed
     run_context: RunContext  #: this user's run's (``PanaceaRun.of(self.environment)``)
@@ -55,6 +80,9 @@ class PanaceaAPIUser(FastHttpUser):
     session_id: str = ""
     request_headers: ClassVar[dict[str, str]] = {}
     _build: Callable[[str, UserPool], RequestSpec]
+    #: the request deadline: an event-loop timer, (re)started and stopped around each request
+    _deadline: Any
+    _max_body: int = 0  #: ``MAX_RESPONSE_BYTES``
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,6 +108,14 @@ class PanaceaAPIUser(FastHttpUser):
         # validated one by one, in Python, several times per request).
         self.client.client.default_headers.update(self.request_headers)
         self._build = ctx.payloads.build
+        # One timer per user. ``gevent.Timeout`` cannot be reused: libev keeps what was left
+        # of a stopped timer, so each restart got the previous request's remainder (and one that
+        # had fired expired at once). A repeating timer restarted with ``again`` always runs its
+        # full period, and costs under a microsecond; should the deadline be swallowed on the
+        # way (a connection attempt catches OSError), it fires again a period later.
+        timeout = ctx.settings.request_timeout
+        self._deadline = get_hub().loop.timer(timeout, timeout)
+        self._max_body = ctx.settings.max_response_bytes
         ctx.tally.user_started(type(self).__name__, self.pool.session_from_database)
 
     def call_endpoint(self, key: str) -> None:
@@ -91,36 +127,145 @@ class PanaceaAPIUser(FastHttpUser):
 
         200 with the documented JSON object is a success; a status listed in
         ``ACCEPTABLE_STATUS_CODES`` is not a failure but is counted per endpoint and code;
-        anything else fails with a reason (HTTP code, timeout, connection error, bad body).
+        anything else fails with a reason (HTTP code, timeout, connection error, body too
+        large, bad body). ``REQUEST_TIMEOUT`` bounds the whole exchange (connect, send, headers
+        and body); a body is read up to ``MAX_RESPONSE_BYTES`` and never held beyond.
         """
         payload = spec.json
         # bytes are sent as-is (Locust's annotation says str or dict; its client takes bytes)
         body: Any = orjson.dumps(payload) if payload is not None else None
-        with self.client.request(
-            spec.method, spec.url, name=spec.name, data=body, catch_response=True
-        ) as response:  # the user's headers are the client's defaults (``on_start``)
-            status = response.status_code or 0
-            if status == 200:
-                try:
-                    parsed = orjson.loads(response.content or b"")
-                except orjson.JSONDecodeError:
-                    response.failure("HTTP 200 with a body that is not JSON")
+        deadline = self._deadline
+        deadline.again(_expire, getcurrent())  # from now: the loop's clock is brought up to date
+        try:
+            # stream=True: the body is read here, within the deadline and the size limit
+            with self.client.request(
+                spec.method, spec.url, name=spec.name, data=body, catch_response=True, stream=True
+            ) as response:  # the user's headers are the client's defaults (``on_start``)
+                status = response.status_code or 0
+                if status == 200:
+                    content = self._read_body(response)
+                    deadline.stop()  # before the with-block reports the request
+                    if isinstance(content, str):
+                        response.failure(content)
+                        return None
+                    return self._check_json(spec.name, response, content)
+                deadline.stop()
+                raw = response._response
+                if raw is not None:
+                    raw.release()  # this body is not read: its connection is kept only if done
+                ctx = self.run_context
+                if status in ctx.settings.acceptable_status_codes:
+                    response.success()
+                    ctx.tally.acceptable_response(spec.name, status)
                     return None
-                required = _REQUIRED_KEYS.get(spec.name, _NO_KEYS)
-                # one C-level test for the common case: an object with every documented key
-                if type(parsed) is not dict or not parsed.keys() >= required:
-                    missing = _missing_keys(spec.name, parsed)
-                    response.failure(f"HTTP 200 without documented key(s) {missing}")
-                    return None
-                response.success()
-                return parsed
-            ctx = self.run_context
-            if status in ctx.settings.acceptable_status_codes:
-                response.success()
-                ctx.tally.acceptable_response(spec.name, status)
+                response.failure(failure_reason(status, getattr(response, "error", None)))
                 return None
-            response.failure(failure_reason(status, getattr(response, "error", None)))
+        finally:
+            deadline.stop()  # on the way out of an exception (the user being stopped)
+
+    def _read_body(self, response: Any) -> bytes | bytearray | str:
+        """The body of a 200, decoded; or the failure reason when it could not be had."""
+        raw = response._response
+        meta = response.request_meta
+        limit = self._max_body
+        if raw.message_complete:  # the common case: the body came with the headers
+            data = raw.read()
+        else:
+            length = raw.content_length
+            if length is not None and length > limit:
+                raw.release()  # not read: the connection is closed
+                return TOO_LARGE
+            started = perf_counter()
+            try:
+                data = _read_capped(raw, limit)
+            except _BODY_ERRORS as exc:  # the deadline (DeadlinePassed) is one of them
+                raw.release()
+                return failure_reason(0, exc)
+            finally:  # Locust timed the headers (stream=True); the request's time is the body's
+                meta["response_time"] += (perf_counter() - started) * 1000
+            if data is None:
+                return TOO_LARGE
+        headers = response.headers
+        if "content-encoding" in headers:  # (``in``: ``get`` raises and catches a KeyError)
+            encoding = headers["content-encoding"]
+            if not isinstance(encoding, str):  # the header more than once: codings stacked
+                encoding = ", ".join(encoding)
+            try:
+                data = decode_body(data, encoding, limit)
+            except ValueError as exc:
+                return f"HTTP 200 with a body that does not decode ({exc})"
+            if data is None:
+                return TOO_LARGE
+        elif len(data) > limit:
+            return TOO_LARGE
+        meta["response_length"] = len(data)
+        return data
+
+    def _check_json(self, name: str, response: Any, content: bytes | bytearray) -> Any:
+        try:
+            parsed = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            response.failure("HTTP 200 with a body that is not JSON")
             return None
+        required = _REQUIRED_KEYS.get(name, _NO_KEYS)
+        # one C-level test for the common case: an object with every documented key
+        if type(parsed) is not dict or not parsed.keys() >= required:
+            missing = _missing_keys(name, parsed)
+            response.failure(f"HTTP 200 without documented key(s) {missing}")
+            return None
+        response.success()
+        return parsed
+
+
+def _expire(greenlet: Any) -> None:
+    """The request deadline's callback (in the event loop): the request's greenlet gets
+    ``DeadlinePassed`` where it waits."""
+    greenlet.throw(DeadlinePassed)
+
+
+def _read_capped(raw: Any, limit: int) -> bytearray | None:
+    """Read the rest of a body in blocks; ``None`` (and the connection closed) past ``limit``
+    bytes, so that an endless or huge body is never held. Into one ``bytearray`` (which
+    ``orjson`` parses as it is): a list joined at the end would need twice the memory."""
+    body = bytearray()
+    while True:
+        block = raw.read(_READ_BLOCK)
+        if not block:
+            return body
+        if len(body) + len(block) > limit:
+            raw.release()  # the rest stays unread: the connection is closed
+            return None
+        body += block
+
+
+def decode_body(data: bytes | bytearray, encoding: str, limit: int) -> bytes | bytearray | None:
+    """``data`` decoded per its ``Content-Encoding``; ``None`` past ``limit`` decoded bytes (a
+    small compressed body can inflate to gigabytes). ``ValueError`` for an unknown encoding
+    or a body that does not decode."""
+    kind = encoding.strip().lower()
+    try:
+        if kind in ("gzip", "x-gzip"):
+            return _inflate(zlib.decompressobj(16 + zlib.MAX_WBITS), data, limit)
+        if kind == "deflate":  # the zlib format as most servers send it, or raw deflate
+            wbits = zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS
+            return _inflate(zlib.decompressobj(wbits), data, limit)
+        if kind == "br":
+            out = brotli.Decompressor().process(data, output_buffer_limit=limit + 1)
+            return None if len(out) > limit else out
+        if kind == "identity":
+            return None if len(data) > limit else data
+    except (zlib.error, brotli.error) as exc:
+        raise ValueError(f"{kind}: {exc}") from None
+    raise ValueError(f"unknown Content-Encoding {encoding!r}")
+
+
+def _inflate(decompressor: Any, data: bytes | bytearray, limit: int) -> bytes | None:
+    out = decompressor.decompress(data, limit + 1)
+    if len(out) > limit:
+        return None
+    if not decompressor.eof:
+        raise zlib.error("incomplete compressed body")
+    return out
 
 
 def _missing_keys(name: str, parsed: Any) -> str:

@@ -44,6 +44,7 @@ MAX_ID = 2**31 - 1
 MAX_COUNT = 1_000_000
 MAX_SECONDS = 86_400.0
 MAX_PATH_CHARS = 4096  #: Linux's PATH_MAX; one path component is at most 255 bytes
+BODY_LIMIT_MIN, BODY_LIMIT_MAX = 1024, 1024**3  #: MAX_RESPONSE_BYTES: 1 KB to 1 GB
 Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
 WaitSeconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 Rate = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     locust_max_users: Count = 100
     locust_spawn_rate: Rate = 2.0
     request_timeout: Seconds = 30.0
+    #: the largest response body a user reads (bytes, after decompression): a larger one fails
+    #: as ``body too large`` without being held; a user holds at most this much at a time
+    max_response_bytes: Annotated[int, Field(ge=BODY_LIMIT_MIN, le=BODY_LIMIT_MAX)] = (
+        16 * 1024 * 1024
+    )
     acceptable_status_codes: Annotated[frozenset[int], NoDecode] = frozenset({400, 404})
     loadtest_seed: int | None = None
     results_dir: Annotated[str, Field(min_length=1)] = "results"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env, run_dirs, run_panacea
+from conftest import ROOT, LocustRun, clean_env, run_dirs, run_panacea
 
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 
@@ -198,10 +198,16 @@ def test_compare_flags_a_real_slowdown(api: ReferenceAPIProcess, tmp_path: Path)
             timeout=60,
         )
 
+    def unfit(*runs: LocustRun) -> bool:
+        """A load-generator warning in either run: compare answers 4 (inconclusive), not 1."""
+        return any(r.summary()["run"]["load_generator"]["warnings"] for r in runs)
+
     ok = compare(base.run_dir, same.run_dir)  # type: ignore[arg-type]
-    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # identical runs: no regression; on a disturbed host at most inconclusive, never 1
+    assert ok.returncode in ((0, 4) if unfit(base, same) else (0,)), ok.stdout + ok.stderr
     flagged = compare(base.run_dir, slow.run_dir)  # type: ignore[arg-type]
-    assert flagged.returncode == 1, flagged.stdout + flagged.stderr
+    expected = 4 if unfit(base, slow) else 1
+    assert flagged.returncode == expected, flagged.stdout + flagged.stderr
     assert "/api/v1/logs/search" in flagged.stdout
     assert (slow.run_dir / "compare.md").is_file()  # type: ignore[operator]
     assert (slow.run_dir / "compare.html").is_file()  # type: ignore[operator]
