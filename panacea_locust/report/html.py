@@ -17,7 +17,6 @@ from its ``summary.json`` and, when present, ``timeline.json``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from panacea_locust import __version__
 from panacea_locust.report.svg import BAR, STEP, Band, Limit, Series, clock, sparkline, time_chart
 from panacea_locust.report.thresholds import rule_result
 from panacea_locust.verdict.decision import decide
+from panacea_locust.verdict.thresholds import finite_number as _number
 from panacea_locust.verdict.thresholds import format_value
 
 SUMMARY_HTML = "summary.html"
@@ -51,12 +51,6 @@ _BANNERS = {
 
 
 # --- reading values that may be missing, null or of the wrong type ---------------------------
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -192,7 +186,10 @@ def _health(run: Mapping[str, Any]) -> dict[str, Any] | None:
     health = run.get("load_generator")
     if not isinstance(health, Mapping):
         return None
-    cpu, steal = _number(health.get("cpu_percent_max")), _number(health.get("steal_percent"))
+    cpu, steal = (
+        _number(health.get("cpu_percent_max")),
+        _number(health.get("steal_percent")),
+    )
     lag = _number(health.get("loop_lag_p99_ms"))
     facts = [
         ("CPU (busiest Locust process)",

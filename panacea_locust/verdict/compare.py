@@ -25,6 +25,15 @@ from typing import Any
 
 from panacea_locust.verdict.health import load_generator_warnings
 from panacea_locust.verdict.histogram import LatencyHistogram, mixture_percentile
+from panacea_locust.verdict.thresholds import (
+    DEFAULT_MIN_TAIL_SAMPLES,
+    QUANTILES,
+    enough_tail,
+    tail_requests_needed,
+)
+from panacea_locust.verdict.thresholds import (
+    finite_number as _number,
+)
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -40,8 +49,6 @@ GUARDED_LATENCIES: tuple[str, ...] = ("p95_ms", "p99_ms")
 CHART_METRICS: tuple[str, ...] = ("p50_ms", "p95_ms", "p99_ms")
 DEFAULT_TOLERANCE = 0.10
 DEFAULT_NOISE_FLOOR_MS = 5.0
-DEFAULT_MIN_TAIL_SAMPLES = 5
-_QUANTILE = {"p95_ms": 0.95, "p99_ms": 0.99}
 FAILURE_RATIO_EPSILON = 0.001
 
 
@@ -166,12 +173,6 @@ class Comparison:
 # --- the comparison (pure) -----------------------------------------------------------------
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _has_requests(stats: Any) -> bool:
     return isinstance(stats, Mapping) and (_number(stats.get("requests")) or 0) > 0
 
@@ -179,7 +180,10 @@ def _has_requests(stats: Any) -> bool:
 def _failure_ratio(stats: Mapping[str, Any]) -> float | None:
     ratio = _number(stats.get("failure_ratio"))
     if ratio is None:
-        failures, requests = _number(stats.get("failures")), _number(stats.get("requests"))
+        failures, requests = (
+            _number(stats.get("failures")),
+            _number(stats.get("requests")),
+        )
         if failures is not None and requests:
             ratio = failures / requests
     return ratio
@@ -190,13 +194,6 @@ def _metric(stats: Mapping[str, Any] | None, metric: str) -> float | None:
         return None
     assert stats is not None
     return _failure_ratio(stats) if metric == "failure_ratio" else _number(stats.get(metric))
-
-
-def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> bool:
-    """Whether ``requests`` put at least ``min_tail_samples`` beyond ``metric``'s percentile."""
-    if requests is None:
-        return False
-    return requests * (1.0 - _QUANTILE[metric]) + 1e-9 >= min_tail_samples
 
 
 def _mark_unjudged(
@@ -210,7 +207,7 @@ def _mark_unjudged(
     for name in GUARDED_LATENCIES:
         if all(enough_tail(n, name, min_tail_samples) for n in requests):
             continue
-        need = math.ceil(min_tail_samples / (1.0 - _QUANTILE[name]) - 1e-9)
+        need = tail_requests_needed(name, min_tail_samples)
         counts = " and ".join(str(int(n or 0)) for n in requests)
         d = metrics[name]
         metrics[name] = MetricDelta(
@@ -277,7 +274,10 @@ def compare_summaries(
         mix: dict[str, MetricDelta] | None = None
         if name == TOTAL_SCOPE or (_has_requests(b) and _has_requests(c)):
             status = "compared"
-            counts = (_number((b or {}).get("requests")), _number((c or {}).get("requests")))
+            counts = (
+                _number((b or {}).get("requests")),
+                _number((c or {}).get("requests")),
+            )
             _mark_unjudged(metrics, counts, min_tail_samples)
             judged = metrics
             if name == TOTAL_SCOPE and base_hists and cur_hists:
@@ -328,7 +328,7 @@ def _on_baseline_mix(
         return None
     out = {}
     for m in GUARDED_LATENCIES:
-        q = _QUANTILE[m] * 100.0
+        q = QUANTILES[m] * 100.0
         b = mixture_percentile([(base_hists[n], w) for n, w in shares.items()], q)
         c = mixture_percentile([(cur_hists[n], w) for n, w in shares.items()], q)
         out[m] = MetricDelta(

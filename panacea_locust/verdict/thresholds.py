@@ -139,9 +139,8 @@ class Rule:
         """Requests this rule's scope needs before its observed value is evidence: for a
         percentile, ``min_tail_samples`` beyond it; for a ratio, enough that a clean run
         (no failure) proves the limit, at 95 % one-sided (``ratio_interval``)."""
-        q = QUANTILES.get(self.metric)
-        if q is not None:
-            return max(1, math.ceil(self.min_tail_samples / (1.0 - q) - 1e-9))
+        if self.metric in QUANTILES:
+            return tail_requests_needed(self.metric, self.min_tail_samples)
         if self.metric in RATIO_KEYS and self.limit > 0:
             return max(1, math.ceil(RATIO_Z**2 * (1.0 - self.limit) / self.limit - 1e-9))
         return 1
@@ -397,10 +396,15 @@ def _toml(value: Any) -> str:
     return " ".join(repr(value).split())
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A figure read from a summary: a finite int or float, else None (booleans, strings,
+    NaN and infinities are no figure)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+_number = finite_number  # the short name the rules below read with
 
 
 def _scope_stats(summary: Mapping[str, Any], scope: str) -> Mapping[str, Any] | None:
@@ -475,6 +479,11 @@ def format_value(metric: str, value: float | None) -> str:
     if metric.endswith("_ratio"):
         return f"{value:.4f}"
     return f"{value:.2f}/s"
+
+
+def tail_requests_needed(metric: str, min_tail_samples: int) -> int:
+    """Requests that put ``min_tail_samples`` beyond ``metric``'s percentile (p95, 5: 100)."""
+    return max(1, math.ceil(min_tail_samples / (1.0 - QUANTILES[metric]) - 1e-9))
 
 
 def enough_tail(requests: float | None, metric: str, min_tail_samples: int) -> bool:
