@@ -16,8 +16,10 @@ runs a loop-lag probe whose wake-ups end up in ``run.load_generator``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +76,7 @@ RUN_DIR_ENV = "PANACEA_RUN_DIR"
 PROGRESS_ENV = "PANACEA_PROGRESS"
 CPU_SAMPLE_S = 5.0  #: seconds between samples of the load generator's CPU
 TIMELINE_INTERVAL_ENV = "TIMELINE_INTERVAL"
+TARGET_VERSION_ENV = "TARGET_VERSION"
 #: the timeline notes the users running at least this often (seconds)
 USERS_SAMPLE_S = 1.0
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
@@ -131,6 +134,14 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         help=f"Seconds per interval of timeline.json, latency.hlog and windowed rules "
         f"[env {TIMELINE_INTERVAL_ENV}; default {DEFAULT_INTERVAL_S:g}].",
     )  # fmt: skip
+    group.add_argument(
+        "--target-version", type=str, default="", env_var=TARGET_VERSION_ENV,
+        help=f"Build or version of the API under test, recorded in summary.json "
+        f"[env {TARGET_VERSION_ENV}].",
+    )  # fmt: skip
+    group.add_argument(
+        "--description", type=str, default="", help="A note on this run, kept in summary.json."
+    )
     add_shape_arguments(parser)
 
 
@@ -465,6 +476,7 @@ class PanaceaRun:
             "config": ctx.settings.masked(),
             "locust": _locust_options(environment),
             "shape": shape_record(environment.shape_class),
+            **run_metadata(environment.parsed_options),
         }
         if state.aborted:
             run["aborted"] = state.aborted
@@ -678,6 +690,39 @@ def _locust_options(environment: Environment) -> dict[str, Any]:
         # its -t (which starts only after the shape) would misdescribe the run (run.shape)
         out.update(num_users=None, spawn_rate=None, run_time=None)
     return out
+
+
+def run_metadata(options: Any) -> dict[str, str | None]:
+    """``target_version``, ``description`` and ``git_commit`` for ``summary.json`` ``run``: what
+    ``compare`` and ``history`` need to say which build of the API each run tested."""
+    version = getattr(options, "target_version", "") if options else ""
+    description = getattr(options, "description", "") if options else ""
+    return {
+        "target_version": version or os.environ.get(TARGET_VERSION_ENV) or None,
+        "description": description or None,
+        "git_commit": git_commit(),
+    }
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the load-test code when it runs from a git checkout (``+dirty`` with
+    uncommitted changes), else None; asked once per process."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if head and dirty else head or None
 
 
 def _fmt_clock(seconds: float) -> str:

@@ -538,3 +538,39 @@ def test_a_saturated_load_generator_is_flagged_in_the_result(
         assert health["loop_lag_p99_ms"] > LOOP_LAG_LIMIT_MS, health
     assert "WARNING (load generator)" in run.stderr
     assert "> WARNING (load generator)" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]
+
+
+def test_run_metadata_names_the_build_tested_and_the_code_that_tested_it(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """--target-version, --description and the load-test code's commit reach summary.json,
+    summary.md and compare's titles: which build of the API each run measured."""
+    run = run_panacea(
+        ["--host", api.url, "-u", "2", "-r", "2", "-t", "3s", "--no-slo",
+         "--target-version", "panacea-2026.12.1", "--description", "before the index change"],
+        cwd=tmp_path, env=clean_env(**FAST_WAITS),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    meta = run.summary()["run"]
+    assert meta["target_version"] == "panacea-2026.12.1"
+    assert meta["description"] == "before the index change"
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    if head:  # a git checkout (CI's clean clone is one)
+        assert meta["git_commit"].split("+")[0] == head
+    md = (run.run_dir / "summary.md").read_text()
+    assert "(version panacea-2026.12.1)" in md and "- Description: before the index change" in md
+    # TARGET_VERSION does the same for plain locust runs and for run without the flag
+    again = run_panacea(
+        ["--host", api.url, "-u", "1", "-r", "1", "-t", "2s", "--no-slo"],
+        cwd=tmp_path, env=clean_env(TARGET_VERSION="panacea-2026.12.2", **FAST_WAITS),
+    )  # fmt: skip
+    assert again.summary()["run"]["target_version"] == "panacea-2026.12.2"
+    compared = subprocess.run(
+        [sys.executable, "-m", "panacea_locust.cli", "compare", str(run.run_dir),
+         str(again.run_dir), "--min-tail-samples", "0"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert "target version panacea-2026.12.1" in compared.stdout
+    assert "target version panacea-2026.12.2" in compared.stdout

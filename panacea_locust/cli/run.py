@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--slo",
         help="thresholds file (default: SLO_FILE, else the scenario's slo-file, else ./slo.toml)",
     )
+    parser.add_argument(
+        "--target-version", help="build or version of the API under test (TARGET_VERSION)"
+    )
+    parser.add_argument("--description", help="a note on this run, kept in summary.json")
     parser.add_argument("--no-slo", action="store_true", help="no pass/fail thresholds")
     parser.add_argument("--shape", choices=("step", "spike"), help="load shape (LOAD_SHAPE)")
     parser.add_argument(
@@ -190,6 +194,8 @@ def main(argv: list[str]) -> int:
         cmd += ["--load-shape", args.shape]
     cmd += [f"--slo-file={Path(slo).resolve()}" if slo else "--slo-file="]
     cmd += ["--processes", str(args.processes)] if args.processes else []
+    cmd += ["--target-version", args.target_version] if args.target_version else []
+    cmd += ["--description", args.description] if args.description else []
     cmd += [] if args.quiet else ["--progress"]
     env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
 

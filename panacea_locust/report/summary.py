@@ -87,12 +87,17 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     out = [f"# Load test {run.get('label', '')}", ""]
     out += [
         f"- Run: `{run.get('id')}`",
-        f"- Target: {run.get('host')}",
+        f"- Target: {run.get('host')}"
+        + (f" (version {run['target_version']})" if run.get("target_version") else ""),
         f"- Started: {run.get('started_at')}; ended: {run.get('ended_at')} "
         f"({_fmt(run.get('duration_s'))} s)",
         "- Users: " + (", ".join(f"{k} {v}" for k, v in run.get("users", {}).items()) or "none"),
         f"- Data source: {run.get('data_source', {}).get('mode', 'generated')}",
     ]
+    if run.get("description"):
+        out.append(f"- Description: {run['description']}")
+    if run.get("git_commit"):
+        out.append(f"- Load-test code: `{run['git_commit']}`")
     if run.get("aborted"):
         out.append(f"- Stopped early: {run['aborted']}")
     if run.get("load_generator"):

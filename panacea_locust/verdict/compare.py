@@ -343,6 +343,10 @@ def _run_title(summary: Mapping[str, Any]) -> str:
     parts = [str(run[k]) for k in ("id", "label") if run.get(k)]
     if run.get("started_at"):
         parts.append(f"started {run['started_at']}")
+    if run.get("target_version"):
+        parts.append(f"target version {run['target_version']}")
+    if run.get("git_commit"):
+        parts.append(f"load-test code {str(run['git_commit'])[:12]}")
     return ", ".join(dict.fromkeys(parts)) or "unnamed run"
 
 
