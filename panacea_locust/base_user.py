@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 
 import brotli  # geventhttpclient's own dependency, for ``Content-Encoding: br``
 import orjson
+from gevent import GreenletExit, get_hub, getcurrent
 from gevent import Timeout as GeventTimeout
-from gevent import get_hub, getcurrent
 from geventhttpclient.response import HTTPParseError
 from locust import FastHttpUser, between
+from locust.exception import CatchResponseError
 
 from panacea_locust import __version__
 from panacea_locust.config import get_settings
@@ -36,6 +37,8 @@ _TIMEOUTS = (socket.timeout, TimeoutError, GeventTimeout)
 _BODY_ERRORS = (OSError, HTTPParseError)
 _READ_BLOCK = 64 * 1024  #: bytes asked of the socket per read while streaming a body
 TOO_LARGE = "body too large"
+#: the failure of a request still in flight when its user was stopped (after the grace)
+UNFINISHED = "unfinished at stop"
 
 
 class DeadlinePassed(TimeoutError):
@@ -136,6 +139,7 @@ class PanaceaAPIUser(FastHttpUser):
         body: Any = orjson.dumps(payload) if payload is not None else None
         deadline = self._deadline
         deadline.again(_expire, getcurrent())  # from now: the loop's clock is brought up to date
+        started = perf_counter()
         try:
             # stream=True: the body is read here, within the deadline and the size limit
             with self.client.request(
@@ -160,6 +164,15 @@ class PanaceaAPIUser(FastHttpUser):
                     return None
                 response.failure(failure_reason(status, getattr(response, "error", None)))
                 return None
+        except GreenletExit:
+            # the run stopped this user mid-request (after the stop grace): the target has the
+            # request, so it is counted, as a failure; Locust alone would drop it
+            self.environment.events.request.fire(
+                request_type=spec.method, name=spec.name,
+                response_time=(perf_counter() - started) * 1000, response_length=0,
+                exception=CatchResponseError(UNFINISHED), context={}, response=None, url=spec.url,
+            )  # fmt: skip
+            raise
         finally:
             deadline.stop()  # on the way out of an exception (the user being stopped)
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     locust_max_users: Count = 100
     locust_spawn_rate: Rate = 2.0
     request_timeout: Seconds = 30.0
+    #: seconds a stopping run gives the requests still in flight (Locust's ``--stop-timeout``
+    #: when that is not set); those still unanswered then fail as ``unfinished at stop``
+    stop_grace_s: WaitSeconds = 10.0
     #: the largest response body a user reads (bytes, after decompression): a larger one fails
     #: as ``body too large`` without being held; a user holds at most this much at a time
     max_response_bytes: Annotated[int, Field(ge=BODY_LIMIT_MIN, le=BODY_LIMIT_MAX)] = (

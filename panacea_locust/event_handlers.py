@@ -216,6 +216,10 @@ class PanaceaRun:
             environment.host = ctx.settings.panacea_host
         if runner is not None:
             self.allocator.install(runner)
+        if not environment.stop_timeout:
+            # a grace for the requests in flight when the run stops (Locust's default kills
+            # them, and they vanished from the counts); on a master it reaches the workers
+            environment.stop_timeout = ctx.settings.stop_grace_s
         weight = getattr(options, "analytics_user_weight", -1) if options else -1
         if weight is not None and weight >= 0:
             _set_analytics_weight(environment, weight)
