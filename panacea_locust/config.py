@@ -282,6 +282,11 @@ class Settings(BaseSettings):
     def endpoint_path(self, key: str) -> str:
         return str(getattr(self, f"{key.lower()}_path"))
 
+    def endpoint_names(self) -> tuple[str, ...]:
+        """The request names of the twelve endpoints, in the contract's order (what Locust's
+        statistics, summary.json and SLO files call them)."""
+        return tuple(self.endpoint_path(e.key) for e in ENDPOINTS)
+
     def endpoint_weight(self, key: str) -> int:
         return int(getattr(self, f"{key.lower()}_weight"))
 

@@ -16,25 +16,35 @@ runs a loop-lag probe whose wake-ups end up in ``run.load_generator``.
 
 from __future__ import annotations
 
+import csv
 import functools
 import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 import gevent
 from locust import User, events
 from locust.env import Environment
 from locust.event import EventHook
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from panacea_locust.config import Settings, get_settings
-from panacea_locust.contract import ENDPOINTS
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
 from panacea_locust.report.html import write_summary_html
 from panacea_locust.report.summary import (
@@ -47,7 +57,7 @@ from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
 from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
 from panacea_locust.user_index import IndexAllocator
-from panacea_locust.verdict.decision import decide
+from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE, decide
 from panacea_locust.verdict.health import (
     LOOP_LAG_PERIOD_S,
     CpuMeter,
@@ -56,7 +66,12 @@ from panacea_locust.verdict.health import (
     steal_percent,
 )
 from panacea_locust.verdict.histogram import SparseHistogram
-from panacea_locust.verdict.results import EndpointCounts, build_summary, create_run_dir
+from panacea_locust.verdict.results import (
+    EndpointCounts,
+    build_summary,
+    create_run_dir,
+    unwritable,
+)
 from panacea_locust.verdict.stages import build_stages, capacity
 from panacea_locust.verdict.thresholds import (
     SLO,
@@ -79,6 +94,8 @@ TIMELINE_INTERVAL_ENV = "TIMELINE_INTERVAL"
 TARGET_VERSION_ENV = "TARGET_VERSION"
 #: the timeline notes the users running at least this often (seconds)
 USERS_SAMPLE_S = 1.0
+#: seconds after a second SIGINT/SIGTERM before the process exits whatever it is waiting for
+FORCED_EXIT_S = 5.0
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
@@ -93,6 +110,8 @@ class _RunState:
         self.written = True  # nothing to write before the first test starts
         self.run_dir: Path | None = None
         self.aborted: str | None = None
+        #: ``{"signal", "at_s"}`` when SIGINT or SIGTERM stopped the test
+        self.interrupted: dict[str, Any] | None = None
         #: the verdict's exit code once the results are written (None: no rules applied)
         self.exit_code: int | None = None
         self.report = ""  #: the table, rules and verdict, printed once the run has ended
@@ -102,12 +121,12 @@ class _RunState:
 
 
 def endpoint_names(settings: Settings) -> tuple[str, ...]:
-    return tuple(settings.endpoint_path(e.key) for e in ENDPOINTS)
+    return settings.endpoint_names()
 
 
-def _fail_start(message: str) -> None:
+def _fail_start(message: str, code: int = 2) -> None:
     sys.stderr.write(f"panacea-locust: {message}\n")
-    sys.exit(2)
+    sys.exit(code)
 
 
 # --- command line (global: Locust builds one parser per process, before any environment) ----
@@ -188,6 +207,11 @@ class PanaceaRun:
         #: the run over time: fed by the local process's requests, or the workers' reports
         self.timeline = Timeline()
         self.tests_started = 0
+        #: Locust's ``--html`` file, written by ``export_results`` after the summary (taken
+        #: from Locust, which would write it first, and crash the shutdown if it could not)
+        self.html_file: str | None = None
+        self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
+        self._quitting = False  #: Locust's shutdown has begun
         setattr(environment, _ATTRIBUTE, self)
         self._set_up()
         self._add_listeners()
@@ -214,6 +238,8 @@ class PanaceaRun:
             # the original design's ``export PANACEA_HOST=...`` for plain ``locust -f``:
             # Locust gives every user class the environment's host
             environment.host = ctx.settings.panacea_host
+        if environment.host:  # ``http://api/`` + ``/api/v1/...`` would send ``//api/v1/...``
+            environment.host = environment.host.rstrip("/")
         if runner is not None:
             self.allocator.install(runner)
         if not environment.stop_timeout:
@@ -249,6 +275,10 @@ class PanaceaRun:
                         "only when no request got an answer at all",
                         slo_path,
                     )
+        if not isinstance(runner, WorkerRunner) and options is not None:
+            if getattr(options, "html_file", None):
+                self.html_file, options.html_file = options.html_file, None
+            self._check_results_writable()
         if not isinstance(runner, MasterRunner):
             self._load_pool_data()
         logger.info(
@@ -256,6 +286,20 @@ class PanaceaRun:
             environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
         )  # fmt: skip
         logger.debug("effective configuration: %s", ctx.settings.masked())
+
+    def _check_results_writable(self) -> None:
+        """Exit 6 before any request when the results could not be written: a full disk, a
+        read-only or impossible folder found now costs nothing, found at the end it costs
+        the run. Creates the results folder (or the one ``panacea-locust run`` made)."""
+        folder = os.environ.get(RUN_DIR_ENV) or self._results_root()
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".panacea-probe-") as probe:
+                probe.write(b"\n" * 4096)
+                probe.flush()
+                os.fsync(probe.fileno())
+        except OSError as err:
+            _fail_start(unwritable(folder, err), EXIT_RESULTS_UNWRITABLE)
 
     def _load_pool_data(self) -> None:
         """Database mode loads ids once per process; generated mode needs nothing."""
@@ -392,7 +436,8 @@ class PanaceaRun:
         state.started_at = datetime.now(timezone.utc)
         state.started_monotonic = time.monotonic()
         state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
-        state.exit_code = None
+        state.exit_code, state.interrupted = None, None
+        self._install_signal_handlers()
         state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
         for greenlet in state.greenlets:
             greenlet.kill(block=False)
@@ -419,6 +464,7 @@ class PanaceaRun:
 
     def _on_quitting(self, **_: Any) -> None:
         environment, state = self.environment, self.state
+        self._quitting = True
         self._stop_lag_probe()
         if isinstance(environment.runner, WorkerRunner):
             return
@@ -432,6 +478,73 @@ class PanaceaRun:
     def _on_quit(self, **_: Any) -> None:
         """Locust prints its tables during shutdown; the verdict comes last, after them."""
         self._print_report()
+
+    # --- interruptions ----------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM stop the test with its requests in flight given their grace,
+        then Locust's own Ctrl-C path writes everything; a second signal stops at once.
+
+        Installed when a test starts (after Locust's SIGTERM handler, which would quit without
+        the report). A SIGINT ignored at start (a shell's background job) stays ignored.
+        Only in a process Locust's command line started: never in a test's or a library's.
+        """
+        if self.environment.parsed_options is None:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if sig == signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+                continue
+            try:
+                signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: leave signals to whoever owns them
+                return
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # runs between two bytecodes of whatever greenlet: only schedule work here
+        self._signals += 1
+        name = signal.Signals(signum).name
+        gevent.spawn(self._interrupt if self._signals == 1 else self._stop_now, name)
+
+    def _interrupt(self, name: str) -> None:
+        """The first signal: stop the test (the grace applies), then quit as Ctrl-C does."""
+        state, runner = self.state, self.environment.runner
+        if self._quitting:
+            return  # already shutting down: the results are on their way
+        if runner is not None and runner.state in (STATE_CLEANUP, STATE_STOPPING):
+            logger.warning("panacea-locust: %s: the run is already stopping", name)
+            return
+        if state.started_at is not None and not state.written:
+            state.interrupted = {
+                "signal": name,
+                "at_s": round(time.monotonic() - state.started_monotonic, 3),
+            }
+            logger.warning(
+                "panacea-locust: %s: stopping the run; requests in flight get %g s "
+                "(%s again: stop now)", name, self.environment.stop_timeout, name,
+            )  # fmt: skip
+            if runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING):
+                runner.stop()
+        if not self._quitting:
+            gevent.get_hub().parent.throw(KeyboardInterrupt)  # Locust's own Ctrl-C path
+
+    def _stop_now(self, name: str) -> None:
+        """A second signal: the users stop at once (their requests in flight count as
+        unfinished) and the first signal's shutdown goes on without the grace. Should that
+        shutdown not end within ``FORCED_EXIT_S``, the summary is written and the process
+        exits with the run's code all the same."""
+        logger.warning("panacea-locust: %s again: stopping now", name)
+        runner = self.environment.runner
+        if runner is not None:
+            runner.user_greenlets.kill(block=False)
+        gevent.sleep(FORCED_EXIT_S)
+        state = self.state
+        if not state.written:
+            state.ended_at = state.ended_at or datetime.now(timezone.utc)
+            self.export_results()
+        self._print_report()
+        code = state.exit_code if state.exit_code is not None else 128 + signal.Signals[name]
+        logger.error("panacea-locust: shutdown took over %g s: exiting now", FORCED_EXIT_S)
+        logging.shutdown()
+        os._exit(code)
 
     # --- building and writing the summary --------------------------------------------------
     def window_source(self, end_s: float, final: bool = True) -> WindowSource:
@@ -484,6 +597,7 @@ class PanaceaRun:
         }
         if state.aborted:
             run["aborted"] = state.aborted
+        run["interrupted"] = state.interrupted
         run["load_generator"] = self.load_generator_health(final).as_dict()
         histograms = ctx.tally.histograms
         summary = build_summary(
@@ -515,36 +629,38 @@ class PanaceaRun:
         return from_option or self.context.settings.results_dir
 
     def export_results(self) -> Path | None:
-        """Write this run's folder; never raises (a failed export must not hide the run's end)."""
+        """Write this run's folder: the summary first (the verdict), then the optional files,
+        each of which may fail alone. Never raises (a failed export must not hide the run's
+        end); results that cannot be written give one line and exit code 6."""
         state, environment = self.state, self.environment
         if state.written:
             return state.run_dir
         state.written = True
         try:
-            preset = os.environ.get(RUN_DIR_ENV)
-            if preset and not any(Path(preset).glob("summary.json")):
-                state.run_dir = Path(preset)
-                state.run_dir.mkdir(parents=True, exist_ok=True)
-            else:
-                started = state.started_at or datetime.now(timezone.utc)
-                state.run_dir = create_run_dir(self._results_root(), _label(environment), started)
-            summary = self.collect_summary()
-            ctx_histograms = self.context.tally.histograms
-            write_results(state.run_dir, summary, ctx_histograms.to_payload())
-            timeline = self._write_timeline(state.run_dir, summary)
-            thresholds = summary["thresholds"]
-            state.exit_code = summary["verdict"]["exit_code"]
-            report = ["", render_table(summary)]
-            if thresholds["rules"]:
-                report.append(render_thresholds_text(thresholds))
-            report += [*generator_warnings(summary), verdict_line(summary)]
-            report.append(f"Results: {state.run_dir}")
-            state.report = "\n".join(report) + "\n"
-            # the optional report last: its failure can lose summary.html, never the verdict
+            where: object = os.environ.get(RUN_DIR_ENV) or self._results_root()
+            failed: OSError | None = None
             try:
-                write_summary_html(state.run_dir, summary, timeline)
-            except Exception:  # pragma: no cover - logged, never fatal
-                logger.exception("panacea-locust: could not write summary.html")
+                state.run_dir = where = self._make_run_dir()
+            except OSError as err:
+                failed = err
+            summary = self.collect_summary()  # names the run folder: made first
+            state.exit_code = summary["verdict"]["exit_code"]
+            try:
+                if failed is not None:
+                    raise failed
+                assert state.run_dir is not None
+                write_results(state.run_dir, summary, self.context.tally.histograms.to_payload())
+            except OSError as err:
+                logger.error("panacea-locust: %s", unwritable(where, err))
+                state.exit_code = EXIT_RESULTS_UNWRITABLE
+                state.report = self._report_text(summary, None)
+                return None
+            timeline = self._write_timeline(state.run_dir, summary)
+            # the optional reports last: their failure can lose them, never the verdict
+            self._optional(write_summary_html, state.run_dir, summary, timeline)
+            self._optional(self._write_locust_csv)
+            self._optional(self._write_locust_html)
+            state.report = self._report_text(summary, state.run_dir)
             options = environment.parsed_options
             if options is None or not options.headless:
                 self._print_report()  # web UI: now; headless: after Locust's tables (quit event)
@@ -552,6 +668,75 @@ class PanaceaRun:
         except Exception:  # pragma: no cover - logged, never fatal
             logger.exception("panacea-locust: could not write the results")
             return state.run_dir
+
+    def _make_run_dir(self) -> Path:
+        """The folder ``panacea-locust run`` made for this run, else a new one."""
+        preset = os.environ.get(RUN_DIR_ENV)
+        if preset and not any(Path(preset).glob("summary.json")):
+            run_dir = Path(preset)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return run_dir
+        started = self.state.started_at or datetime.now(timezone.utc)
+        return create_run_dir(self._results_root(), _label(self.environment), started)
+
+    def _report_text(self, summary: dict[str, Any], run_dir: Path | None) -> str:
+        """The table, the rules, the warnings, the verdict and where the results went."""
+        thresholds = summary["thresholds"]
+        report = ["", render_table(summary)]
+        if thresholds["rules"]:
+            report.append(render_thresholds_text(thresholds))
+        report += [*generator_warnings(summary), verdict_line(summary)]
+        report.append(f"Results: {run_dir}" if run_dir else "Results: NOT WRITTEN (exit code 6)")
+        return "\n".join(report) + "\n"
+
+    @staticmethod
+    def _optional(write: Callable[..., object], *args: Any) -> None:
+        """Write an optional file: a full or failing disk is one line, a bug a traceback."""
+        try:
+            write(*args)
+        except OSError as err:
+            logger.error("panacea-locust: could not write %s: %s", write.__name__, err)
+        except Exception:  # pragma: no cover - logged, never fatal
+            logger.exception("panacea-locust: %s failed", write.__name__)
+
+    def _write_locust_csv(self) -> None:
+        """Locust's ``--csv`` files as the run ended (its writer rewrites them once a second,
+        so without this the last second's requests were missing from them)."""
+        options = self.environment.parsed_options
+        prefix = getattr(options, "csv_prefix", None) if options else None
+        if not prefix:
+            return
+        from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+        writer = StatsCSV(self.environment, PERCENTILES_TO_REPORT)
+        tables = (("_stats.csv", writer.requests_csv), ("_failures.csv", writer.failures_csv),
+                  ("_exceptions.csv", writer.exceptions_csv))  # fmt: skip
+        for suffix, write in tables:
+            path = Path(prefix + suffix)
+            tmp = path.with_name(f".{path.name}.tmp")
+            with tmp.open("w", newline="", encoding="utf-8") as file:
+                write(csv.writer(file))
+            os.replace(tmp, path)
+
+    def _write_locust_html(self) -> None:
+        """Locust's ``--html`` report, written as Locust writes it, after the summary."""
+        if not self.html_file:
+            return
+        from locust.html import get_html_report, process_html_filename
+
+        options = self.environment.parsed_options
+        named = SimpleNamespace(
+            html_file=self.html_file,
+            num_users=getattr(options, "num_users", None),
+            spawn_rate=getattr(options, "spawn_rate", None),
+            run_time=getattr(options, "run_time", None),
+        )
+        process_html_filename(named)  # Locust's {u}, {r} and {t} in the name
+        path = Path(named.html_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(get_html_report(self.environment, show_download_link=False), "utf-8")
+        os.replace(tmp, path)
 
     def _write_timeline(self, run_dir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
         """``timeline.json`` and ``latency.hlog``; a failure is logged, never hides the verdict.
@@ -562,6 +747,9 @@ class PanaceaRun:
             end_s = summary["run"]["duration_s"]
             self.timeline.write(run_dir, end_s, started, order)
             return self.timeline.to_json(end_s, order)
+        except OSError as err:
+            logger.error("panacea-locust: could not write the timeline: %s", err)
+            return None
         except Exception:  # pragma: no cover - logged, never fatal
             logger.exception("panacea-locust: could not write the timeline")
             return None

@@ -15,6 +15,7 @@ from panacea_locust.verdict.decision import (
     EXIT_PASSED,
     FAILED,
     INCONCLUSIVE,
+    INTERRUPTED,
     PASSED,
     UNJUDGED,
     decide,
@@ -81,6 +82,29 @@ def test_an_aborted_run_fails_even_when_its_rules_pass_at_the_end(tmp_path: Path
     v = decide(s)
     assert v.outcome == FAILED and v.exit_code == EXIT_FAILED
     assert "PASS" not in v.line and "stopped early: SLO abort: x" in v.line
+
+
+@pytest.mark.parametrize(("signal", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_is_interrupted_whatever_its_rules_said(
+    tmp_path: Path, signal: str, code: int
+) -> None:
+    """A partial run proves nothing either way: its rules are shown as they stood."""
+    passing = judged(tmp_path, "[total]\np95_ms = 100", scope())
+    passing["run"]["interrupted"] = {"signal": signal, "at_s": 6.2}
+    v = decide(passing)
+    assert (v.outcome, v.exit_code) == (INTERRUPTED, code)
+    assert v.line == (
+        f"VERDICT: INTERRUPTED (stopped by {signal} after 6.2 s; "
+        "the rules as they stood: PASS (1 rules))"
+    )
+    failing = judged(tmp_path, "[total]\np95_ms = 10", scope(p95=50.0))
+    failing["run"]["interrupted"] = {"signal": signal, "at_s": 1}
+    assert "as they stood: FAIL (1 of 1 rules broken" in decide(failing).line
+    assert decide(failing).exit_code == code
+    # without thresholds an interrupted run still exits as interrupted
+    bare = {"run": {"interrupted": {"signal": signal, "at_s": 3}}, "total": scope()}
+    assert decide(bare).exit_code == code and "no thresholds configured" in decide(bare).line
+    assert decide({**bare, "run": {"interrupted": None}}).outcome == UNJUDGED
 
 
 def test_a_latency_failure_on_an_unfit_generator_is_inconclusive(tmp_path: Path) -> None:

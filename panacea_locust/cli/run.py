@@ -12,6 +12,7 @@ added, since Locust would only warn that it ignores them. Options the user gave 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import subprocess
@@ -22,8 +23,11 @@ from types import FrameType
 
 import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
-from panacea_locust.verdict.results import create_run_dir
+from panacea_locust.reference_api.launcher import die_with_parent
+from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE
+from panacea_locust.verdict.results import create_run_dir, unwritable
 from panacea_locust.verdict.stages import parse_stages
+from panacea_locust.verdict.thresholds import SLOError, load_slo
 
 PACKAGE_DIR = Path(panacea_locust.__file__).resolve().parent
 SCENARIOS = ("smoke", "load", "stress", "analytics")
@@ -92,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USERS[@RATE]:DURATION,...",
         help="step stages, e.g. 5:30s,10:30s,25@5:1m (LOAD_SHAPE_STAGES); implies --shape step",
     )
-    parser.add_argument("--processes", type=int, help="worker processes (Locust --processes)")
+    parser.add_argument(
+        "--processes", type=int, help="worker processes (Locust --processes; -1: one per core)"
+    )
     parser.add_argument("--results-dir", help="parent of the run folders (RESULTS_DIR)")
     parser.add_argument(
         "--reference-api-args",
@@ -140,7 +146,8 @@ def main(argv: list[str]) -> int:
         settings = load_settings()
         _positive(args.users, "-u/--users")
         _positive(args.spawn_rate, "-r/--spawn-rate")
-        _positive(args.processes, "--processes")
+        if args.processes is not None and args.processes != -1:
+            _positive(args.processes, "--processes")
         if args.users is not None and args.users > settings.locust_max_users:
             raise ValueError(
                 f"-u {args.users} is above LOCUST_MAX_USERS ({settings.locust_max_users}); "
@@ -167,13 +174,19 @@ def main(argv: list[str]) -> int:
         )
         if slo is not None and not Path(slo).is_file():
             raise FileNotFoundError(f"--slo {slo}: no such file")
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+        if slo is not None:  # judged now: a bad file must leave nothing on disk
+            load_slo(slo, settings.endpoint_names())
+    except (ConfigError, ValueError, FileNotFoundError, SLOError) as err:
         print(f"panacea-locust run: {err}", file=sys.stderr)
         return 2
 
     label = args.label or scenario or shape or "run"
     results_root = args.results_dir or settings.results_dir
-    run_dir = create_run_dir(results_root, label, datetime.now(timezone.utc))
+    try:
+        run_dir = create_run_dir(results_root, label, datetime.now(timezone.utc))
+    except OSError as err:
+        print(f"panacea-locust run: {unwritable(results_root, err)}", file=sys.stderr)
+        return EXIT_RESULTS_UNWRITABLE
 
     cmd = [sys.executable, "-m", "locust", "-f", args.locustfile]
     if conf is not None:
@@ -222,18 +235,26 @@ def main(argv: list[str]) -> int:
 
 
 def _run_child(cmd: list[str], env: dict[str, str]) -> int:
-    """Run locust in its own session; Ctrl-C and SIGTERM are passed on to it exactly once.
+    """Run locust in its own session; each Ctrl-C and SIGTERM is passed on to it once (the
+    first stops the run, a second stops it at once). Should this process die, Linux sends
+    the child SIGTERM (``die_with_parent``), so it never runs on orphaned.
 
     Its own session keeps a terminal's Ctrl-C from reaching it twice (once from the terminal,
-    once from us), which would interrupt it while it writes its results.
+    once from us). A SIGINT ignored at start (a shell's background job) stays ignored.
     """
-    child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=functools.partial(die_with_parent, os.getpid()),
+    )  # fmt: skip
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         if child.poll() is None:
             child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handled = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        handled.append(signal.SIGINT)
+    previous = {sig: signal.signal(sig, forward) for sig in handled}
     try:
         return child.wait()
     finally:

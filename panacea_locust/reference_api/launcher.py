@@ -10,10 +10,14 @@ Stdlib only (urllib, subprocess, threading), so it is cheap to import from the l
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +28,22 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
+
+_PR_SET_PDEATHSIG = 1  #: prctl(2)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child before ``exec`` (``preexec_fn=partial(die_with_parent, os.getpid())``):
+    Linux sends it SIGTERM when its parent dies, so a killed ``panacea-locust run`` leaves
+    neither its Locust nor its API running. Elsewhere a no-op (the parent's own handlers
+    still stop them on a clean exit)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
 
 _URL_RE = re.compile(r"listening on (http://\S+?):(\d+)\b")
 #: never through a proxy: the server is on loopback and traffic must stay there
@@ -99,6 +119,7 @@ class ReferenceAPIProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
         atexit.register(self.stop)
         self._reader = threading.Thread(target=self._read, name="reference-api-output", daemon=True)

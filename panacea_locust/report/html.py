@@ -46,6 +46,11 @@ _BANNERS = {
     "PASS": ("pass", "PASS", "every rule passed"),
     "FAIL": ("fail", "FAIL", "the run did not meet its SLO"),
     "INCONCLUSIVE": ("inconclusive", "INCONCLUSIVE", "the evidence decides neither way"),
+    "INTERRUPTED": (
+        "inconclusive",
+        "INTERRUPTED",
+        "stopped by a signal before its end: a partial run proves nothing either way",
+    ),
     "NONE": ("none", "NOT JUDGED", "no thresholds configured (set --slo FILE or SLO_FILE)"),
 }
 

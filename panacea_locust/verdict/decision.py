@@ -1,4 +1,4 @@
-"""The one verdict of a run: PASS, FAIL or INCONCLUSIVE, its reasons and its exit code.
+"""The one verdict of a run: PASS, FAIL, INCONCLUSIVE or INTERRUPTED, its reasons, its exit code.
 
 The printed verdict line, ``summary.md``, ``summary.json``'s ``verdict`` and the process exit
 code all come from :func:`decide`, so they can never disagree. A verdict is never more
@@ -11,7 +11,9 @@ optimistic than its evidence:
   may be what broke them. Failed failure-ratio rules still FAIL: errors are not inflated by a
   busy generator;
 - rules without enough samples, or a run that sent nothing, are INCONCLUSIVE;
-- a pass stays a pass even on an unfit generator (it can only overstate latency).
+- a pass stays a pass even on an unfit generator (it can only overstate latency);
+- a run stopped by SIGINT or SIGTERM is INTERRUPTED (exit 128 + the signal's number: 130, 143),
+  with what the rules said of the part that ran: a partial run proves nothing either way.
 Pure: no Locust import.
 """
 
@@ -34,8 +36,13 @@ from panacea_locust.verdict.thresholds import (
 EXIT_PASSED = 0
 EXIT_FAILED = EXIT_THRESHOLDS_FAILED
 EXIT_INCONCLUSIVE = 4
+#: the results could not be written (full disk, read-only or missing folder, name too long)
+EXIT_RESULTS_UNWRITABLE = 6
+#: exit codes of an interrupted run, as a shell reports a process killed by the signal
+EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
 
 PASSED, FAILED, INCONCLUSIVE, UNJUDGED = "PASS", "FAIL", "INCONCLUSIVE", "NONE"
+INTERRUPTED = "INTERRUPTED"
 #: rules a busy load generator can break by itself (its own queueing adds latency, and a
 #: generator that cannot keep up sends less)
 _GENERATOR_SENSITIVE = frozenset({*LATENCY_KEYS, "min_rps"})
@@ -94,6 +101,27 @@ def _counts(summary: Mapping[str, Any]) -> tuple[int, int]:
 
 def decide(summary: Mapping[str, Any]) -> Verdict:
     """The verdict of a results-contract summary (its ``thresholds``, ``run`` and ``total``)."""
+    judged = _judge(summary)
+    run = summary.get("run")
+    stop = run.get("interrupted") if isinstance(run, Mapping) else None
+    if not isinstance(stop, Mapping):
+        return judged
+    signal = str(stop.get("signal") or "a signal")
+    at = stop.get("at_s")
+    when = f" after {at:g} s" if isinstance(at, (int, float)) else ""
+    stood = (
+        "no thresholds configured"
+        if judged.outcome == UNJUDGED
+        else f"the rules as they stood: {judged.line.removeprefix('VERDICT: ')}"
+    )
+    return Verdict(
+        INTERRUPTED, EXIT_INTERRUPTED.get(signal, 130), (f"stopped by {signal}{when}", stood),
+        judged.rules, judged.broken,
+    )  # fmt: skip
+
+
+def _judge(summary: Mapping[str, Any]) -> Verdict:
+    """The verdict the rules give, the run's end aside."""
     block = summary.get("thresholds")
     rules = [r for r in (block or {}).get("rules") or [] if isinstance(r, Mapping)]
     if not rules:

@@ -124,6 +124,14 @@ def safe_label(label: str) -> str:
     return _LABEL_RE.sub("-", label).strip("-.") or "run"
 
 
+def unwritable(path: object, err: OSError, limit: int = 80) -> str:
+    """``cannot write results to 'results': Read-only file system``: the folder (at most
+    ``limit`` characters of it) and the cause, for a one-line message."""
+    text = str(path)
+    shown = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"cannot write results to {shown!r}: {err.strerror or err}"
+
+
 def create_run_dir(base: str | os.PathLike[str], label: str, now: datetime) -> Path:
     """Make ``base/<UTC time>_<label>`` (``_2``, ``_3`` ... if taken); never reuse a folder."""
     root = Path(base)

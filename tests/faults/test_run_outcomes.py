@@ -9,9 +9,14 @@ server saw, the verdict and the exit code.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -110,3 +115,193 @@ def test_slow_answers_in_flight_at_the_end_finish_within_the_grace(
     else:
         assert total["failures"] == 0, total["failures_by_reason"]
         assert total["max_ms"] >= 600
+
+
+# --- interruptions ---------------------------------------------------------------------------
+def default_sigint() -> None:
+    """In the child: SIGINT as a terminal's foreground job has it (a test runner started in
+    the background would hand its children SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def ignore_sigint() -> None:
+    """In the child: SIGINT ignored, as a non-interactive shell starts a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(
+    cmd: list[str], cwd: Path, preexec: Any = default_sigint, **env: str
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=clean_env(**FAST, **env), text=True, preexec_fn=preexec,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def plain_locust(host: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
+            *args]  # fmt: skip
+
+
+def panacea_run(*args: str) -> list[str]:
+    return [sys.executable, "-m", "panacea_locust.cli", "run", "--quiet", *args]
+
+
+def wait_for_requests(server: FaultServer, mode: str, n: int, proc: subprocess.Popen[str]) -> None:
+    server.wait_for(mode, lambda c: c.started >= n, timeout=30)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+
+
+def csv_total(path: Path) -> int:
+    with path.open(newline="") as file:
+        rows = [r for r in csv.DictReader(file) if r["Name"] == "Aggregated"]
+    return int(rows[0]["Request Count"])
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_writes_everything_and_says_interrupted(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """The finding: SIGINT or SIGTERM 6 s into a 25 s run gave PASS, exit 0, and SIGTERM left
+    no report.html."""
+    with FaultServer() as server:
+        proc = start(plain_locust(server.url_for("ok"), "-u", "3", "-r", "3", "-t", "60s",
+                                  f"--slo-file={slo_file(tmp_path)}", "--csv", "out/locust",
+                                  "--html", "out/report.html"), tmp_path)  # fmt: skip
+        wait_for_requests(server, "ok", 20, proc)
+        proc.send_signal(sig)
+        err = finish(proc)
+        seen = server.counts("ok").started
+    assert proc.returncode == code, err[-3000:]
+    assert f"VERDICT: INTERRUPTED (stopped by {sig.name} after" in err
+    assert "the rules as they stood: " in err  # (too few samples to judge, this early)
+    assert "Traceback" not in err
+    run_dir, summary = summary_of(tmp_path, err)
+    interrupted = summary["run"]["interrupted"]
+    assert interrupted["signal"] == sig.name and 0 < interrupted["at_s"] < 30
+    assert summary["verdict"]["outcome"] == "INTERRUPTED"
+    assert summary["verdict"]["exit_code"] == code
+    assert summary["total"]["requests"] == seen
+    assert "INTERRUPTED" in (run_dir / "summary.md").read_text()
+    assert (tmp_path / "out" / "report.html").stat().st_size > 10_000
+    assert csv_total(tmp_path / "out" / "locust_stats.csv") == seen  # the final rows too
+
+
+def test_a_background_job_ignores_sigint_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """A shell starts a background job with SIGINT ignored: it stays ignored, and SIGTERM
+    stops the run as an interruption."""
+    with FaultServer() as server:
+        proc = start(plain_locust(server.url_for("ok"), "-u", "2", "-r", "2", "-t", "60s"),
+                     tmp_path, preexec=ignore_sigint)  # fmt: skip
+        wait_for_requests(server, "ok", 5, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.5)
+        assert proc.poll() is None, "SIGINT ignored at start must stay ignored"
+        proc.send_signal(signal.SIGTERM)
+        err = finish(proc)
+        seen = server.counts("ok").started
+    assert proc.returncode == 143, err[-3000:]
+    _, summary = summary_of(tmp_path, err)
+    assert summary["run"]["interrupted"]["signal"] == "SIGTERM"
+    assert summary["total"]["requests"] == seen
+
+
+def test_a_second_signal_stops_at_once_and_still_writes_the_summary(tmp_path: Path) -> None:
+    """A target that never answers and a minute's grace: the second SIGTERM cuts the grace,
+    the hung requests count as unfinished, and summary.json is written."""
+    with FaultServer() as server:
+        proc = start(plain_locust(server.url_for("hang"), "-u", "3", "-r", "3", "-t", "60s"),
+                     tmp_path, STOP_GRACE_S="60", REQUEST_TIMEOUT="60")  # fmt: skip
+        wait_for_requests(server, "hang", 3, proc)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the first signal gives requests in flight their grace"
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        err = finish(proc, timeout=30)
+        took = time.monotonic() - began
+        seen = server.counts("hang").started
+    assert took < 15, f"the second signal took {took:.1f} s to end the run"
+    assert proc.returncode == 143, err[:6000]
+    _, summary = summary_of(tmp_path, err)
+    total = summary["total"]
+    assert total["requests"] == seen == total["failures_by_reason"]["unfinished at stop"]
+    assert summary["run"]["interrupted"]["signal"] == "SIGTERM"
+
+
+def test_panacea_run_passes_sigterm_on_and_exits_as_interrupted(tmp_path: Path) -> None:
+    with FaultServer() as server:
+        proc = start(panacea_run("--host", server.url_for("ok"), "-u", "2", "-r", "2",
+                                 "-t", "60s", f"--slo={slo_file(tmp_path)}"), tmp_path)  # fmt: skip
+        wait_for_requests(server, "ok", 10, proc)
+        proc.send_signal(signal.SIGTERM)
+        err = finish(proc)
+        seen = server.counts("ok").started
+    assert proc.returncode == 143, err[-3000:]
+    run_dir, summary = summary_of(tmp_path, err)
+    assert summary["verdict"]["outcome"] == "INTERRUPTED"
+    assert summary["total"]["requests"] == seen
+    for name in ("summary.json", "summary.md", "summary.html", "report.html", "locust_stats.csv"):
+        assert (run_dir / name).is_file(), name
+    assert csv_total(run_dir / "locust_stats.csv") == seen
+
+
+def _children(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (from /proc)."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = {int(k) for k in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            todo += list(kids - out)
+            out |= kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_killed_panacea_run_takes_its_locust_and_its_api_with_it(tmp_path: Path) -> None:
+    """The finding: a killed ``panacea-locust run`` left its Locust child running against
+    a dead embedded API."""
+    proc = start(panacea_run("-u", "2", "-r", "2", "-t", "60s", "--no-slo"), tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        kids: set[int] = set()
+        while time.monotonic() < deadline and len(kids) < 2:  # the API and Locust
+            time.sleep(0.5)
+            kids = _children(proc.pid)
+        assert len(kids) >= 2, f"expected the reference API and Locust, got {kids}"
+        time.sleep(2)  # the run under way
+        proc.kill()
+        proc.communicate(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(k) for k in kids):
+            time.sleep(0.2)
+        assert not any(_alive(k) for k in kids), "children outlived panacea-locust run"
+    finally:
+        for k in _children(proc.pid) | kids:
+            with contextlib.suppress(OSError):
+                os.kill(k, signal.SIGKILL)
+
+
+def test_a_host_with_a_trailing_slash_is_the_same_target(tmp_path: Path) -> None:
+    """``--host http://api/`` sent ``//api/v1/...``, which the HTTP client refused in every
+    task (tracebacks, no request counted)."""
+    with FaultServer() as server:
+        proc = locust(server.url_for("ok") + "/", tmp_path, "-u", "2", "-r", "2", "-t", "2s")
+        err = finish(proc)
+        seen = server.counts("ok").started
+    _, summary = summary_of(tmp_path, err)
+    assert seen >= 2 and summary["total"]["requests"] == seen
+    assert summary["total"]["failures"] == 0 and "Traceback" not in err
