@@ -15,6 +15,7 @@ import argparse
 import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -206,7 +207,8 @@ def main(argv: list[str]) -> int:
     elif args.shape:
         cmd += ["--load-shape", args.shape]
     cmd += [f"--slo-file={Path(slo).resolve()}" if slo else "--slo-file="]
-    cmd += ["--processes", str(args.processes)] if args.processes else []
+    if args.processes:
+        cmd += ["--processes", str(args.processes), *_master_port(extra)]
     cmd += ["--target-version", args.target_version] if args.target_version else []
     cmd += ["--description", args.description] if args.description else []
     cmd += [] if args.quiet else ["--progress"]
@@ -232,6 +234,23 @@ def main(argv: list[str]) -> int:
             reference.stop()
         if not any(run_dir.iterdir()):
             run_dir.rmdir()  # locust never started: leave no empty run folder behind
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _master_port(extra: list[str]) -> list[str]:
+    """``--processes``: the master listens on loopback on a free port, not Locust's default
+    ``*:5557``, which any host could reach and which a second run on this machine would
+    share (its workers joining the first run). Options given after ``--`` win."""
+    if any(a.startswith(("--master-bind-port", "--master-port", "--master-bind-host"))
+           for a in extra):  # fmt: skip
+        return []
+    port = str(_free_loopback_port())
+    return ["--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port]
 
 
 def _run_child(cmd: list[str], env: dict[str, str]) -> int:

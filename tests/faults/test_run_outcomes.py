@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -305,3 +306,92 @@ def test_a_host_with_a_trailing_slash_is_the_same_target(tmp_path: Path) -> None
     _, summary = summary_of(tmp_path, err)
     assert seen >= 2 and summary["total"]["requests"] == seen
     assert summary["total"]["failures"] == 0 and "Traceback" not in err
+
+
+# --- results that cannot be written ----------------------------------------------------------
+def file_size_limit(limit: int) -> Any:
+    """In the child: files larger than ``limit`` bytes cannot be written (EFBIG): a disk
+    that fills up as the run writes its results. (Tests run as root: a read-only folder
+    would not stop them.)"""
+
+    def apply() -> None:
+        default_sigint()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_an_impossible_results_folder_stops_before_any_request(tmp_path: Path) -> None:
+    """A results folder that cannot be made (its parent is a file): exit 6 and one line,
+    before the first request, from plain Locust and from ``panacea-locust run``."""
+    (tmp_path / "afile").write_text("")
+    with FaultServer() as server:
+        plain = start(plain_locust(server.url_for("ok"), "-u", "1", "-t", "3s"), tmp_path,
+                      RESULTS_DIR="afile/results")  # fmt: skip
+        plain_err = finish(plain)
+        ours = start(panacea_run("--host", server.url_for("ok"), "-u", "1", "-t", "3s",
+                                 "--no-slo", "--results-dir", "afile/results"), tmp_path)  # fmt: skip
+        ours_err = finish(ours)
+        seen = server.counts("ok").started
+    assert seen == 0
+    for proc, err in ((plain, plain_err), (ours, ours_err)):
+        assert proc.returncode == 6, err[-2000:]
+        lines = [line for line in err.splitlines() if "cannot write results" in line]
+        assert len(lines) == 1 and "'afile/results': Not a directory" in lines[0], err[-2000:]
+        assert "Traceback" not in err
+
+
+def test_a_disk_full_at_the_end_exits_6_and_still_prints_the_verdict(tmp_path: Path) -> None:
+    """The finding: a results folder that could not be written exited 0 with a failing SLO.
+    Here summary.json cannot be written (6 KB files at most): one line naming the folder and
+    the cause, the verdict on the terminal, exit 6."""
+    with FaultServer() as server:
+        proc = start(plain_locust(server.url_for("5xx"), "-u", "2", "-r", "2", "-t", "3s",
+                                  f"--slo-file={slo_file(tmp_path)}"), tmp_path,
+                     preexec=file_size_limit(6000))  # fmt: skip
+        err = finish(proc)
+    assert proc.returncode == 6, err[-3000:]
+    lines = [line for line in err.splitlines() if "cannot write results" in line]
+    assert len(lines) == 1 and lines[0].endswith(": File too large"), err[-3000:]
+    assert "results/" in lines[0]
+    assert "VERDICT: FAIL" in err and "Results: NOT WRITTEN (exit code 6)" in err
+    assert "Traceback" not in err
+
+
+def test_a_report_that_cannot_be_written_costs_neither_the_summary_nor_the_verdict(
+    tmp_path: Path,
+) -> None:
+    """Locust's report.html (about 1 MB) cannot be written, the summary (tens of KB) can:
+    summary.json holds the verdict, the exit code is the verdict's, one line says what was
+    lost. (Locust wrote report.html first and crashed with a traceback.)"""
+    with FaultServer() as server:
+        proc = start(plain_locust(server.url_for("5xx"), "-u", "2", "-r", "2", "-t", "3s",
+                                  f"--slo-file={slo_file(tmp_path)}", "--html", "report.html"),
+                     tmp_path, preexec=file_size_limit(300_000))  # fmt: skip
+        err = finish(proc)
+    assert proc.returncode == 3, err[-3000:]  # FAIL: every request got HTTP 503
+    _, summary = summary_of(tmp_path, err)
+    assert summary["verdict"]["outcome"] == "FAIL"
+    assert "could not write _write_locust_html: [Errno 27] File too large" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("cli", ["plain", "panacea-locust run"])
+def test_a_rejected_slo_file_leaves_nothing_on_disk(tmp_path: Path, cli: str) -> None:
+    """The finding: 19 bad SLO files left 17 empty run folders."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[total]\np95_ms = -5\n")
+    with FaultServer() as server:
+        cmd = (
+            plain_locust(server.url_for("ok"), "-u", "1", "-t", "3s", f"--slo-file={bad}")
+            if cli == "plain"
+            else panacea_run(
+                "--host", server.url_for("ok"), "-u", "1", "-t", "3s", "--slo", str(bad)
+            )
+        )
+        proc = start(cmd, tmp_path)
+        err = finish(proc)
+        seen = server.counts("ok").started
+    assert proc.returncode == 2, err[-2000:]
+    assert seen == 0 and "Traceback" not in err
+    assert not (tmp_path / "results").exists(), list((tmp_path / "results").rglob("*"))
