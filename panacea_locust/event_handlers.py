@@ -47,6 +47,7 @@ from locust.runners import (
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
 from panacea_locust.report.html import write_summary_html
+from panacea_locust.report.junit import write_junit
 from panacea_locust.report.summary import (
     generator_warnings,
     render_table,
@@ -657,6 +658,8 @@ class PanaceaRun:
                 return None
             timeline = self._write_timeline(state.run_dir, summary)
             # the optional reports last: their failure can lose them, never the verdict
+            if summary["thresholds"]["rules"]:  # a CI's test report of the rules
+                self._optional(write_junit, state.run_dir, summary)
             self._optional(write_summary_html, state.run_dir, summary, timeline)
             self._optional(self._write_locust_csv)
             self._optional(self._write_locust_html)

@@ -53,6 +53,14 @@ def test_impossible_rule_exits_3_and_names_the_rule(
     assert broken[0]["observed"] > 1
     assert "p95_ms" in run.stderr and "FAIL" in run.stderr
     assert "p95_ms" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]
+    # the same rules as a CI's test report: one case per rule, a failure for the broken one
+    from junitparser import Failure, JUnitXml
+
+    suite = next(iter(JUnitXml.fromfile(str(run.run_dir / "junit.xml"))))  # type: ignore[operator]
+    cases = {case.name: case for case in suite}
+    assert {"total p95_ms", "total max_failure_ratio"} <= set(cases)
+    assert any(isinstance(r, Failure) for r in cases["total p95_ms"].result)
+    assert not cases["total max_failure_ratio"].result  # passed
 
 
 def test_generous_rules_exit_0(api: ReferenceAPIProcess, tmp_path: Path) -> None:
@@ -68,6 +76,10 @@ def test_generous_rules_exit_0(api: ReferenceAPIProcess, tmp_path: Path) -> None
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.summary()["thresholds"]["passed"] is True
     assert "VERDICT: PASS" in run.stderr
+    from junitparser import JUnitXml
+
+    xml = JUnitXml.fromfile(str(run.run_dir / "junit.xml"))  # type: ignore[operator]
+    assert (xml.failures, xml.errors) == (0, 0) and xml.tests >= 3
 
 
 def test_bad_slo_file_stops_before_any_request(api: ReferenceAPIProcess, tmp_path: Path) -> None:

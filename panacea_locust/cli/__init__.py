@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reference-api": ("panacea_locust.cli.reference_api", "serve the reference Panacea API"),
     "db": ("panacea_locust.cli.db", "ClickHouse: init, seed and check the reference schema"),
     "compare": ("panacea_locust.cli.compare", "compare two runs and flag regressions"),
+    "history": ("panacea_locust.cli.history", "list runs, each compared with the previous one"),
 }
 
 
