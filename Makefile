@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint typecheck unit clickhouse browser bench clean
+.PHONY: help install demo test lint typecheck unit clickhouse browser prometheus bench clean
 
 help:
 	@echo "make demo   - set up .venv and run the smoke scenario against the reference API"
@@ -31,6 +31,11 @@ clickhouse:
 browser:
 	sh scripts/install-chromium.sh
 
+# Debian's Prometheus for the live-metrics tests (they start their own server on loopback;
+# the package's service is not left running)
+prometheus:
+	sh scripts/install-prometheus.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,7 +47,7 @@ typecheck: install
 unit: install
 	$(BIN)/python -m pytest -m "not e2e and not clickhouse and not browser"
 
-test: install clickhouse browser lint typecheck
+test: install clickhouse browser prometheus lint typecheck
 	$(BIN)/python -m pytest
 
 bench: install

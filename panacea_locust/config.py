@@ -377,7 +377,9 @@ def _validation_message(err: ValidationError) -> str:
 
 
 #: Variables read outside ``Settings``: the load shapes (``shapes.py``) and the test switch.
-OTHER_VARIABLE_PREFIXES: tuple[str, ...] = ("LOAD_SHAPE", "SPIKE_", "PANACEA_")
+OTHER_VARIABLE_PREFIXES: tuple[str, ...] = (
+    "LOAD_SHAPE", "SPIKE_", "PANACEA_", "PROMETHEUS_", "TARGET_VERSION", "TIMELINE_INTERVAL",
+)  # fmt: skip
 
 
 def environment_without_settings(environ: Mapping[str, str]) -> dict[str, str]:

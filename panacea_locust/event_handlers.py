@@ -574,7 +574,7 @@ class PanaceaRun:
             c.rps += entry.total_rps
         for error in stats.errors.values():
             c = counts.setdefault(error.name, EndpointCounts())
-            reason = _reason(str(error.error))
+            reason = error_reason(str(error.error))
             c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0) + error.occurrences
         total = EndpointCounts(
             stats.total.num_requests, stats.total.num_failures, stats.total.total_rps
@@ -584,7 +584,7 @@ class PanaceaRun:
         duration_s = round((now - started).total_seconds(), 3)
         run = {
             "id": state.run_dir.name if state.run_dir else None,
-            "label": _label(environment),
+            "label": run_label(environment),
             "host": environment.host or ctx.settings.panacea_host,
             "started_at": started.isoformat().replace("+00:00", "Z"),
             "ended_at": now.isoformat().replace("+00:00", "Z"),
@@ -680,7 +680,7 @@ class PanaceaRun:
             run_dir.mkdir(parents=True, exist_ok=True)
             return run_dir
         started = self.state.started_at or datetime.now(timezone.utc)
-        return create_run_dir(self._results_root(), _label(self.environment), started)
+        return create_run_dir(self._results_root(), run_label(self.environment), started)
 
     def _report_text(self, summary: dict[str, Any], run_dir: Path | None) -> str:
         """The table, the rules, the warnings, the verdict and where the results went."""
@@ -860,7 +860,7 @@ def _timeline_interval(options: Any) -> str | float:
     return DEFAULT_INTERVAL_S if value is None else value
 
 
-def _reason(error: str) -> str:
+def error_reason(error: str) -> str:
     """``CatchResponseError('HTTP 500')`` (how Locust stores a failure) becomes ``HTTP 500``."""
     for prefix in ("CatchResponseError(", "CatchResponseError:"):
         if error.startswith(prefix):
@@ -868,7 +868,7 @@ def _reason(error: str) -> str:
     return error
 
 
-def _label(environment: Environment) -> str:
+def run_label(environment: Environment) -> str:
     options = environment.parsed_options
     label = (getattr(options, "label", "") or getattr(options, "scenario", "")) if options else ""
     return label or "locust"

@@ -17,6 +17,7 @@ except ConfigError as _err:
     raise SystemExit(2) from None
 
 from panacea_locust import event_handlers  # noqa: E402,F401  (options, init hook)
+from panacea_locust.observability import prometheus  # noqa: E402,F401  (live metrics)
 from panacea_locust.shapes import ShapeError, selected_shape  # noqa: E402
 from panacea_locust.user_types import AnalyticsUser, HeavyUser, LightUser  # noqa: E402
 

@@ -51,7 +51,10 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     kept = environment_without_settings(os.environ)
     for key in list(os.environ):
-        if key not in kept and key != "PANACEA_REQUIRE_CLICKHOUSE":
+        if key not in kept and key not in (
+            "PANACEA_REQUIRE_CLICKHOUSE",
+            "PANACEA_REQUIRE_PROMETHEUS",
+        ):
             monkeypatch.delenv(key)
 
 

@@ -43,6 +43,7 @@ PURE = (
     "panacea_locust.verdict.history",
     "panacea_locust.report.junit",
     "panacea_locust.report.history",
+    "panacea_locust.observability.metrics",
     "panacea_locust.report.summary",
     "panacea_locust.report.thresholds",
     "panacea_locust.report.compare",

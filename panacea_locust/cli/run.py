@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-version", help="build or version of the API under test (TARGET_VERSION)"
     )
     parser.add_argument("--description", help="a note on this run, kept in summary.json")
+    parser.add_argument(
+        "--prometheus-port", type=int, metavar="P",
+        help="serve live Prometheus metrics on 127.0.0.1:P; 0: a free port (PROMETHEUS_PORT)",
+    )  # fmt: skip
     parser.add_argument("--no-slo", action="store_true", help="no pass/fail thresholds")
     parser.add_argument("--shape", choices=("step", "spike"), help="load shape (LOAD_SHAPE)")
     parser.add_argument(
@@ -211,6 +215,8 @@ def main(argv: list[str]) -> int:
         cmd += ["--processes", str(args.processes), *_master_port(extra)]
     cmd += ["--target-version", args.target_version] if args.target_version else []
     cmd += ["--description", args.description] if args.description else []
+    if args.prometheus_port is not None:
+        cmd += ["--prometheus-port", str(args.prometheus_port)]
     cmd += [] if args.quiet else ["--progress"]
     env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
 

@@ -82,6 +82,18 @@ class LatencyHistogram:
         self._cumulative: list[int] = []
         self._cumulative_at = -1
 
+    def counts_up_to(self, limits: Sequence[int]) -> list[int]:
+        """How many values lie in the buckets up to each of ``limits`` (bucket indices,
+        ascending), summed slice by slice over the dense counts: what a Prometheus histogram
+        needs at each scrape, without building a sparse copy first."""
+        out: list[int] = []
+        running, start = 0, 0
+        for limit in limits:
+            running += sum(self._counts[start : limit + 1])
+            start = limit + 1
+            out.append(running)
+        return out
+
     def record(self, ms: float) -> None:
         """Record one response time; negative values count as 0, NaN and infinities are dropped.
 

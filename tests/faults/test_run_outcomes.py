@@ -329,8 +329,9 @@ def test_an_impossible_results_folder_stops_before_any_request(tmp_path: Path) -
         plain = start(plain_locust(server.url_for("ok"), "-u", "1", "-t", "3s"), tmp_path,
                       RESULTS_DIR="afile/results")  # fmt: skip
         plain_err = finish(plain)
-        ours = start(panacea_run("--host", server.url_for("ok"), "-u", "1", "-t", "3s",
-                                 "--no-slo", "--results-dir", "afile/results"), tmp_path)  # fmt: skip
+        ours_cmd = panacea_run("--host", server.url_for("ok"), "-u", "1", "-t", "3s", "--no-slo",
+                               "--results-dir", "afile/results")  # fmt: skip
+        ours = start(ours_cmd, tmp_path)
         ours_err = finish(ours)
         seen = server.counts("ok").started
     assert seen == 0
