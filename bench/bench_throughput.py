@@ -1,12 +1,14 @@
 """Throughput of the load generator: the full framework against bare Locust users, one core.
 
 nginx answers a small static JSON (every documented key, so the framework's response check
-passes) on one core; Locust runs on the other, headless, 50 users, every wait time 0. Three
+passes) on one core; Locust runs on the other, headless, 50 users, every wait time 0. Four
 Locust processes share that core, strictly one at a time:
 
 - ``framework``: ``panacea_locust/locustfile.py``: HeavyUser and LightUser, all twelve
   endpoints with realistic payloads from per-user pools, JSON bodies, response checks, the
   exact latency histograms;
+- ``framework +trace``: the same with ``TRACE_CONTEXT=true`` (a W3C ``traceparent`` on every
+  request, the slowest kept by trace id): what tracing costs;
 - ``bare FastHttpUser``: ``FastHttpUser`` sending ``GET /`` (the fastest Locust user);
 - ``bare HttpUser``: ``HttpUser`` (python-requests) sending ``GET /``.
 
@@ -57,8 +59,10 @@ from common import (
 
 TARGET_RATIO = 0.85
 FRAMEWORK, BARE_FAST, BARE_HTTP = "framework", "bare FastHttpUser", "bare HttpUser"
+TRACED = "framework +trace"  #: with --trace-context: a traceparent on every request
 KINDS: dict[str, tuple[Path, dict[str, str]]] = {
     FRAMEWORK: (FRAMEWORK_LOCUSTFILE, NO_WAIT),
+    TRACED: (FRAMEWORK_LOCUSTFILE, {**NO_WAIT, "TRACE_CONTEXT": "true"}),
     BARE_FAST: (LOCUSTFILES / "bare_fasthttp.py", {}),
     BARE_HTTP: (LOCUSTFILES / "bare_httpuser.py", {}),
 }
@@ -231,6 +235,14 @@ def report(t: Throughput) -> None:
         f"framework / bare FastHttpUser: median {t.ratio:.3f} (rounds: {ratios}); "
         f"target {TARGET_RATIO}: {met}"
     )
+    if TRACED in t.rounds:
+        traced = median(t.ratios(TRACED, BARE_FAST))
+        cost = median(t.ratios(TRACED, FRAMEWORK))
+        met = "meets" if traced >= TARGET_RATIO else "BELOW"
+        print(
+            f"framework with --trace-context / bare FastHttpUser: median {traced:.3f} "
+            f"(target {TARGET_RATIO}: {met}); traced / untraced framework: median {cost:.3f}"
+        )
     if BARE_HTTP in t.rounds:
         speedup = median(t.ratios(BARE_FAST, BARE_HTTP))
         print(f"bare FastHttpUser / bare HttpUser: median {speedup:.1f}")

@@ -309,7 +309,8 @@ def finish_locust(lp: LocustProcess, rss: list[tuple[float, int]] | None = None)
     finally:
         stop(lp.proc)
     tmp, meter, label = lp.run_dir, lp.meter, lp.label
-    if lp.proc.returncode not in (0, 1, 3) or not meter.exists():  # 1: failures, 3: SLO
+    # 1: failures, 3: SLO; 143: stopped by the benchmark's SIGTERM (an interrupted run)
+    if lp.proc.returncode not in (0, 1, 3, 143) or not meter.exists():
         tail = (tmp / "locust.log").read_text()[-3000:]
         raise RuntimeError(f"locust ({label}) exited with {lp.proc.returncode}:\n{tail}")
     marks = json.loads(meter.read_text())

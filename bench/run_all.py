@@ -30,7 +30,7 @@ from typing import Any
 import bench_accuracy
 import bench_memory
 import bench_throughput
-from common import BENCH_DIR, clean_env, machine, print_machine
+from common import BENCH_DIR, clean_env, machine, median, print_machine
 
 PARTS = ("throughput", "memory", "accuracy", "reference")
 REFERENCE_TARGET_RPS = 5000.0
@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             add(f"{kind} req/s per core", f"{t.median_per_core(kind):.0f}")
         goal = bench_throughput.TARGET_RATIO
         add("framework / bare FastHttpUser", f"{t.ratio:.3f}", f">= {goal}", t.ratio >= goal)
+        if bench_throughput.TRACED in t.rounds:
+            traced = median(t.ratios(bench_throughput.TRACED, bench_throughput.BARE_FAST))
+            add("framework with --trace-context / bare FastHttpUser", f"{traced:.3f}",
+                f">= {goal}", traced >= goal)  # fmt: skip
 
     if "memory" in parts:
         print("\n== 2. memory: framework users in one process ==")

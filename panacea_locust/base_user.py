@@ -27,6 +27,7 @@ from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import RunContext
+from panacea_locust.verdict.traces import new_traceparent
 
 _settings = get_settings()
 _REQUIRED_KEYS = {_settings.endpoint_path(e.key): e.response_keys for e in ENDPOINTS}
@@ -86,6 +87,7 @@ class PanaceaAPIUser(FastHttpUser):
     #: the request deadline: an event-loop timer, (re)started and stopped around each request
     _deadline: Any
     _max_body: int = 0  #: ``MAX_RESPONSE_BYTES``
+    _trace: bool = False  #: ``--trace-context``: a ``traceparent`` on every request
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,6 +121,7 @@ class PanaceaAPIUser(FastHttpUser):
         timeout = ctx.settings.request_timeout
         self._deadline = get_hub().loop.timer(timeout, timeout)
         self._max_body = ctx.settings.max_response_bytes
+        self._trace = run.trace_context
         ctx.tally.user_started(type(self).__name__, self.pool.session_from_database)
 
     def call_endpoint(self, key: str) -> None:
@@ -140,10 +143,20 @@ class PanaceaAPIUser(FastHttpUser):
         deadline = self._deadline
         deadline.again(_expire, getcurrent())  # from now: the loop's clock is brought up to date
         started = perf_counter()
+        extra: dict[str, Any] = {}
+        if self._trace:  # a fresh trace per request; the listener keeps the slowest by id
+            traceparent, trace_id = new_traceparent()
+            extra = {"headers": {"traceparent": traceparent}, "context": {"trace_id": trace_id}}
         try:
             # stream=True: the body is read here, within the deadline and the size limit
             with self.client.request(
-                spec.method, spec.url, name=spec.name, data=body, catch_response=True, stream=True
+                spec.method,
+                spec.url,
+                name=spec.name,
+                data=body,
+                catch_response=True,
+                stream=True,
+                **extra,
             ) as response:  # the user's headers are the client's defaults (``on_start``)
                 status = response.status_code or 0
                 if status == 200:

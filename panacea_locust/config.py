@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     #: seconds a stopping run gives the requests still in flight (Locust's ``--stop-timeout``
     #: when that is not set); those still unanswered then fail as ``unfinished at stop``
     stop_grace_s: WaitSeconds = 10.0
+    #: a W3C ``traceparent`` on every request, and each endpoint's slowest by trace id
+    trace_context: bool = False
     #: the largest response body a user reads (bytes, after decompression): a larger one fails
     #: as ``body too large`` without being held; a user holds at most this much at a time
     max_response_bytes: Annotated[int, Field(ge=BODY_LIMIT_MIN, le=BODY_LIMIT_MAX)] = (

@@ -162,6 +162,11 @@ def _add_arguments(parser: Any, **_: Any) -> None:
     group.add_argument(
         "--description", type=str, default="", help="A note on this run, kept in summary.json."
     )
+    group.add_argument(
+        "--trace-context", action="store_true", default=False,
+        help="A W3C traceparent header on every request; summary.json names each endpoint's "
+        "slowest by trace id (TRACE_CONTEXT=true).",
+    )  # fmt: skip
     add_shape_arguments(parser)
 
 
@@ -211,6 +216,8 @@ class PanaceaRun:
         #: Locust's ``--html`` file, written by ``export_results`` after the summary (taken
         #: from Locust, which would write it first, and crash the shutdown if it could not)
         self.html_file: str | None = None
+        #: ``--trace-context`` or ``TRACE_CONTEXT``: users send a ``traceparent`` header
+        self.trace_context = False
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
         self._quitting = False  #: Locust's shutdown has begun
         setattr(environment, _ATTRIBUTE, self)
@@ -243,6 +250,9 @@ class PanaceaRun:
             environment.host = environment.host.rstrip("/")
         if runner is not None:
             self.allocator.install(runner)
+        self.trace_context = ctx.settings.trace_context or bool(
+            getattr(options, "trace_context", False) if options else False
+        )
         if not environment.stop_timeout:
             # a grace for the requests in flight when the run stops (Locust's default kills
             # them, and they vanished from the counts); on a master it reaches the workers
@@ -322,6 +332,8 @@ class PanaceaRun:
         on.spawning_complete.add_listener(self._on_spawning_complete)
         on.reset_stats.add_listener(self._on_reset_stats)
         on.request.add_listener(self._request_listener())
+        if self.trace_context:
+            on.request.add_listener(self._note_slowest)
         on.report_to_master.add_listener(self._on_report_to_master)
         on.worker_report.add_listener(self._on_worker_report)
         on.test_start.add_listener(self._on_test_start)
@@ -370,6 +382,17 @@ class PanaceaRun:
                 current.record(name, response_time)
 
         return on_request_local
+
+    def _note_slowest(
+        self, name: str, response_time: float, context: Any = None, response: Any = None,
+        start_time: float | None = None, **_: Any,
+    ) -> None:  # fmt: skip
+        """With ``--trace-context``: keep each endpoint's slowest requests by trace id."""
+        trace = context.get("trace_id") if context else None
+        if trace:
+            status = getattr(response, "status_code", 0) or 0
+            at = start_time if start_time is not None else time.time()
+            self.context.tally.slowest.note(name, response_time, trace, at, int(status))
 
     def _on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
         data["panacea"] = self.context.tally.drain()
@@ -603,7 +626,7 @@ class PanaceaRun:
         histograms = ctx.tally.histograms
         summary = build_summary(
             run, counts, total, histograms, ctx.tally.acceptable,
-            endpoint_names(ctx.settings), ctx.tally.failed,
+            endpoint_names(ctx.settings), ctx.tally.failed, ctx.tally.slowest,
         )  # fmt: skip
         # the same top-level keys for every run, whatever started it
         summary["thresholds"] = {"passed": None, "rules": []}

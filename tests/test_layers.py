@@ -41,6 +41,7 @@ PURE = (
     "panacea_locust.verdict.timeline",
     "panacea_locust.verdict.stages",
     "panacea_locust.verdict.history",
+    "panacea_locust.verdict.traces",
     "panacea_locust.report.junit",
     "panacea_locust.report.history",
     "panacea_locust.observability.metrics",

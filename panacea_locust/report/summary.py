@@ -132,6 +132,19 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 f"{_fmt(timed['p95_ms'])}, max {_fmt(timed['max_ms'])} ms; the percentiles "
                 "above describe only the requests that got an answer.",
             ]
+    slowest = [
+        (name, slow)
+        for name, block in summary["endpoints"].items()
+        for slow in block.get("slowest") or []
+    ]
+    if slowest:
+        out += ["", "## Slowest requests (trace ids, `--trace-context`)", ""]
+        out += ["| endpoint | ms | status | started | trace id |", "|---|---|---|---|---|"]
+        out += [
+            f"| `{name}` | {_fmt(s['ms'])} | {s['status'] or 'no answer'} | {s['at']} | "
+            f"`{s['trace_id']}` |"
+            for name, s in slowest
+        ]
     thresholds = summary.get("thresholds")
     if thresholds and thresholds.get("rules"):
         windowed = has_windows(thresholds)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from panacea_locust.verdict.histogram import HistogramSet, LatencyHistogram
+from panacea_locust.verdict.traces import SlowestRequests
 
 #: Percentile keys of the contract and the percentile each stands for.
 PERCENTILES: tuple[tuple[str, float], ...] = (
@@ -66,6 +67,7 @@ def build_summary(
     acceptable: Mapping[str, Mapping[str, int]],
     endpoint_order: tuple[str, ...] = (),
     failed: HistogramSet | None = None,
+    slowest: SlowestRequests | None = None,
 ) -> dict[str, Any]:
     """The results contract's ``summary.json``: ``run``, ``total`` and ``endpoints``.
 
@@ -73,7 +75,8 @@ def build_summary(
     requests that got an answer, which the percentiles describe; ``failed`` the same for
     failed requests, whose times are shown apart (``failed_ms``): a refused connection is
     fast, and must not make a broken endpoint look quick.
-    Endpoints are listed in ``endpoint_order`` first (the contract's), then any others.
+    Endpoints are listed in ``endpoint_order`` first (the contract's), then any others;
+    each names its slowest traced requests (``slowest``, empty without ``--trace-context``).
     """
     names = [n for n in endpoint_order if n in counts] + sorted(
         n for n in counts if n not in endpoint_order
@@ -85,6 +88,7 @@ def build_summary(
         block["failures_by_reason"] = dict(
             sorted(counts[name].failures_by_reason.items(), key=lambda kv: -kv[1])
         )
+        block["slowest"] = slowest.top(name) if slowest else []
         endpoints[name] = block
     all_acceptable: dict[str, int] = {}
     for codes in acceptable.values():

@@ -16,6 +16,7 @@ from typing import Any
 
 from panacea_locust.verdict.histogram import HistogramSet
 from panacea_locust.verdict.timeline import Timeline
+from panacea_locust.verdict.traces import SlowestRequests
 
 
 @dataclass
@@ -39,6 +40,8 @@ class RunTally:
         self.histograms = HistogramSet()
         #: response times of failed requests, shown apart in summary.json
         self.failed = HistogramSet()
+        #: the slowest traced requests per endpoint (``--trace-context``)
+        self.slowest = SlowestRequests()
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
         #: a local process's timeline: its acceptable responses count in the current interval
         #: too (the request listener records the times); None on workers and masters
@@ -61,6 +64,7 @@ class RunTally:
             "sessions": dict(self.sessions),
             "histograms": self.histograms.drain_payload(),
             "failed": self.failed.drain_payload(),
+            "slowest": self.slowest.drain_payload(),
             "data_sources": dict(self.data_sources),
         }
         self.users_by_type.clear()
@@ -80,6 +84,7 @@ class RunTally:
         self.sessions.update(report.get("sessions", {}))
         self.histograms.merge(delta.answered)
         self.failed.merge(delta.failed)
+        self.slowest.merge_payload(report.get("slowest") or {})
         self.data_sources.update(report.get("data_sources", {}))
         return delta
 
@@ -89,6 +94,7 @@ class RunTally:
         percentiles then cover the same requests as Locust's counts."""
         self.histograms = HistogramSet()
         self.failed = HistogramSet()
+        self.slowest = SlowestRequests()
         self.acceptable.clear()
 
     def reset(self) -> None:

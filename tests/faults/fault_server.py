@@ -157,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         srv = self.server.owner
+        srv.note_traceparent(self.headers.get("traceparent"))
         mode, self.rest = srv.route(self.path)
         if mode == "hang-every-n":
             mode = "hang" if srv.next_is_hang() else "ok"
@@ -359,6 +360,8 @@ class FaultServer:
         self._started_at = 0.0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: every request's ``traceparent`` header (None when it had none), in arrival order
+        self.traceparents: list[str | None] = []
         self.leftover_threads = 0  #: handler threads still alive after ``stop``'s time limit
 
     # --- life ----------------------------------------------------------------------------------
@@ -430,6 +433,10 @@ class FaultServer:
         if first in MODES:
             return first, path[len(first) + 1 :]
         return self.default_mode, path
+
+    def note_traceparent(self, value: str | None) -> None:
+        with self._lock:
+            self.traceparents.append(value)
 
     def count(self, mode: str, what: str) -> None:
         with self._lock:
