@@ -128,8 +128,12 @@ class PanaceaAPIUser(FastHttpUser):
         """Build endpoint ``key``'s payload from this user's pool and send it."""
         self._make_request(self._build(key, self.pool))
 
-    def _make_request(self, spec: RequestSpec) -> Any:
+    def _make_request(self, spec: RequestSpec, due: float | None = None) -> Any:
         """Send one request and classify its response; returns the JSON body on success.
+
+        ``due`` (``perf_counter`` time): an open-model arrival's due time; the request's time
+        then runs from it (what a client arriving then waited), and the time from the actual
+        send goes to the listeners as ``context["lag_ms"]`` less.
 
         200 with the documented JSON object is a success; a status listed in
         ``ACCEPTABLE_STATUS_CODES`` is not a failure but is counted per endpoint and code;
@@ -147,6 +151,11 @@ class PanaceaAPIUser(FastHttpUser):
         if self._trace:  # a fresh trace per request; the listener keeps the slowest by id
             traceparent, trace_id = new_traceparent()
             extra = {"headers": {"traceparent": traceparent}, "context": {"trace_id": trace_id}}
+        lag_ms = 0.0
+        if due is not None:  # open model: timed from the due time
+            lag_ms = max(0.0, (started - due) * 1000.0)
+            extra.setdefault("context", {})["lag_ms"] = lag_ms
+            started = min(started, due)
         try:
             # stream=True: the body is read here, within the deadline and the size limit
             with self.client.request(
@@ -158,6 +167,8 @@ class PanaceaAPIUser(FastHttpUser):
                 stream=True,
                 **extra,
             ) as response:  # the user's headers are the client's defaults (``on_start``)
+                if lag_ms:
+                    response.request_meta["response_time"] += lag_ms
                 status = response.status_code or 0
                 if status == 200:
                     content = self._read_body(response)

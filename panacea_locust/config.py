@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     #: seconds a stopping run gives the requests still in flight (Locust's ``--stop-timeout``
     #: when that is not set); those still unanswered then fail as ``unfinished at stop``
     stop_grace_s: WaitSeconds = 10.0
+    #: open model: an arrival that could not leave within this many seconds of its due time
+    #: is dropped (and counted)
+    max_schedule_lag_s: Seconds = 1.0
     #: a W3C ``traceparent`` on every request, and each endpoint's slowest by trace id
     trace_context: bool = False
     #: the largest response body a user reads (bytes, after decompression): a larger one fails
@@ -381,6 +384,7 @@ def _validation_message(err: ValidationError) -> str:
 #: Variables read outside ``Settings``: the load shapes (``shapes.py``) and the test switch.
 OTHER_VARIABLE_PREFIXES: tuple[str, ...] = (
     "LOAD_SHAPE", "SPIKE_", "PANACEA_", "PROMETHEUS_", "TARGET_VERSION", "TIMELINE_INTERVAL",
+    "ARRIVAL_",
 )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from time import perf_counter
 from types import FrameType, SimpleNamespace
 from typing import Any
 
@@ -46,6 +48,18 @@ from locust.runners import (
 
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
+from panacea_locust.open_model.dispatcher import ArrivalDispatcher
+from panacea_locust.open_model.schedule import (
+    PROCESSES,
+    ArrivalSchedule,
+    OpenPlan,
+    ScheduleError,
+    expected_arrivals,
+    length_s,
+    open_plan_of,
+)
+from panacea_locust.open_model.schedule import plan as arrival_plan
+from panacea_locust.open_model.workload import generator_lag_warning, workload_record
 from panacea_locust.report.html import write_summary_html
 from panacea_locust.report.junit import write_junit
 from panacea_locust.report.summary import (
@@ -69,6 +83,7 @@ from panacea_locust.verdict.health import (
 from panacea_locust.verdict.histogram import SparseHistogram
 from panacea_locust.verdict.results import (
     EndpointCounts,
+    add_service_times,
     build_summary,
     create_run_dir,
     unwritable,
@@ -97,6 +112,8 @@ TARGET_VERSION_ENV = "TARGET_VERSION"
 USERS_SAMPLE_S = 1.0
 #: seconds after a second SIGINT/SIGTERM before the process exits whatever it is waiting for
 FORCED_EXIT_S = 5.0
+#: the master's message giving a worker its share of an open-model run's rate
+ARRIVALS_MESSAGE = "panacea_arrivals"
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
@@ -167,6 +184,24 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         help="A W3C traceparent header on every request; summary.json names each endpoint's "
         "slowest by trace id (TRACE_CONTEXT=true).",
     )  # fmt: skip
+    group.add_argument(
+        "--arrival-rate", type=float, default=None, env_var="ARRIVAL_RATE",
+        help="Open model: requests a second over all endpoints, whatever the API's speed "
+        "[env ARRIVAL_RATE].",
+    )  # fmt: skip
+    group.add_argument(
+        "--arrival-stages", type=str, default="", env_var="ARRIVAL_STAGES",
+        help="Open model: rate stages RATE:DURATION or FROM..TO:DURATION, e.g. "
+        "10:1m,10..50:2m [env ARRIVAL_STAGES].",
+    )  # fmt: skip
+    group.add_argument(
+        "--arrival-process", type=str, default="poisson", env_var="ARRIVAL_PROCESS",
+        choices=PROCESSES, help="Open model: poisson (independent users) or uniform arrivals.",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-users", type=int, default=None,
+        help="Open model: virtual users that serve the arrivals (default LOCUST_MAX_USERS).",
+    )  # fmt: skip
     add_shape_arguments(parser)
 
 
@@ -218,6 +253,13 @@ class PanaceaRun:
         self.html_file: str | None = None
         #: ``--trace-context`` or ``TRACE_CONTEXT``: users send a ``traceparent`` header
         self.trace_context = False
+        #: open model: the rate stages, the arrival process and the users serving them
+        self.open_plan: OpenPlan | None = None
+        #: open model, in a process that generates load: hands arrivals to idle users
+        self.arrivals: ArrivalDispatcher | None = None
+        self._schedule_started = 0.0  #: monotonic time the arrival schedule began
+        self._schedule_ended = 0.0  #: ... and ended (the test stopping)
+        self._arrival_greenlets: list[gevent.Greenlet] = []
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
         self._quitting = False  #: Locust's shutdown has begun
         setattr(environment, _ATTRIBUTE, self)
@@ -250,9 +292,22 @@ class PanaceaRun:
             environment.host = environment.host.rstrip("/")
         if runner is not None:
             self.allocator.install(runner)
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(ARRIVALS_MESSAGE, self._on_arrival_share)
         self.trace_context = ctx.settings.trace_context or bool(
             getattr(options, "trace_context", False) if options else False
         )
+        try:
+            self.open_plan = open_plan(options, ctx.settings)
+        except ScheduleError as err:
+            _fail_start(str(err))
+        if self.open_plan is not None or isinstance(runner, WorkerRunner):
+            from panacea_locust.open_model.user import OpenUser
+
+            if isinstance(runner, WorkerRunner):  # the master names the classes to spawn
+                environment.user_classes = [*environment.user_classes, OpenUser]
+            else:
+                self._open_model_set_up(OpenUser)
         if not environment.stop_timeout:
             # a grace for the requests in flight when the run stops (Locust's default kills
             # them, and they vanished from the counts); on a master it reaches the workers
@@ -337,6 +392,7 @@ class PanaceaRun:
         on.report_to_master.add_listener(self._on_report_to_master)
         on.worker_report.add_listener(self._on_worker_report)
         on.test_start.add_listener(self._on_test_start)
+        on.test_stopping.add_listener(self._on_test_stopping)
         on.test_stop.add_listener(self._on_test_stop)
         _add_listener_run_last(on.quitting, self._on_quitting)
         on.quit.add_listener(self._on_quit)
@@ -344,10 +400,13 @@ class PanaceaRun:
     # --- counting --------------------------------------------------------------------------
     def _on_spawning_complete(self, **_: Any) -> None:
         """With ``--reset-stats`` Locust resets its statistics when spawning completes (in
-        every process); our per-request counts follow, so both cover the same requests."""
+        every process); our per-request counts follow, so both cover the same requests.
+        An open-model run's arrivals start now, every user being ready for them."""
         if self.environment.reset_stats:
             self.context.tally.reset_requests()
             self.timeline.clear_requests()
+        if self.open_plan is not None and not isinstance(self.environment.runner, WorkerRunner):
+            self._start_arrivals()
 
     def _on_reset_stats(self, **_: Any) -> None:
         # the web UI's Reset Stats (master or local process; workers ship deltas anyway)
@@ -449,6 +508,7 @@ class PanaceaRun:
             if self._lag_probe is None or self._lag_probe.dead:
                 self._lag_probe = gevent.spawn(self._loop_lag_probe)
         if isinstance(environment.runner, WorkerRunner):
+            self._worker_open_model()
             return
         self.allocator.reset()
         self.tests_started += 1
@@ -461,6 +521,7 @@ class PanaceaRun:
         state.started_monotonic = time.monotonic()
         state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
         state.exit_code, state.interrupted = None, None
+        self._schedule_started = self._schedule_ended = 0.0
         self._install_signal_handlers()
         state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
         for greenlet in state.greenlets:
@@ -475,9 +536,15 @@ class PanaceaRun:
         if not isinstance(environment.runner, MasterRunner):
             state.greenlets.append(gevent.spawn(self._cpu_sampler))
 
+    def _on_test_stopping(self, **_: Any) -> None:
+        """Before the users stop: no arrival comes due any more; those waiting count as
+        dropped (they never left)."""
+        self._stop_arrivals()
+
     def _on_test_stop(self, **_: Any) -> None:
         environment = self.environment
         self._stop_lag_probe()  # the users have stopped: nothing more to measure
+        self._stop_arrivals()
         if isinstance(environment.runner, WorkerRunner) or self.state.started_at is None:
             return
         self.state.ended_at = datetime.now(timezone.utc)
@@ -502,6 +569,154 @@ class PanaceaRun:
     def _on_quit(self, **_: Any) -> None:
         """Locust prints its tables during shutdown; the verdict comes last, after them."""
         self._print_report()
+
+    # --- the open model ----------------------------------------------------------------------
+    def _open_model_set_up(self, open_user: type[User]) -> None:
+        """Master or local process: only ``OpenUser`` runs, ``--max-users`` of them started
+        at once (idle until an arrival), and the arrivals' listener is on."""
+        plan, environment = self.open_plan, self.environment
+        assert plan is not None
+        environment.user_classes = [open_user]
+        options = environment.parsed_options
+        if options is not None:
+            options.num_users = plan.max_users
+            options.spawn_rate = float(plan.max_users)  # all of them within a second
+        if not isinstance(environment.runner, MasterRunner):
+            self.arrivals = ArrivalDispatcher(
+                self.context.tally, self.context.settings.max_schedule_lag_s
+            )
+            environment.events.request.add_listener(self._note_service)
+        logger.info(
+            "panacea-locust: open model: %s arrivals, %s, served by up to %d users",
+            plan.process, plan.describe(), plan.max_users,
+        )  # fmt: skip
+
+    def _arrivals_on(self) -> None:
+        """This process generates arrivals: a dispatcher, and the service-time listener."""
+        lag = self.context.settings.max_schedule_lag_s
+        self.arrivals = ArrivalDispatcher(self.context.tally, lag)
+        self.environment.events.request.add_listener(self._note_service)
+
+    def _start_arrivals(self) -> None:
+        """The schedule begins: here (a local run) or on the workers, each with its share."""
+        plan, runner = self.open_plan, self.environment.runner
+        if plan is None or self._schedule_started:
+            return
+        self._schedule_started = time.monotonic()
+        t0_epoch = time.time()
+        if isinstance(runner, MasterRunner):
+            self._arrival_greenlets.append(gevent.spawn(self._assign_shares, t0_epoch))
+        elif self.arrivals is not None:
+            seed = self.context.settings.seed
+            self.arrivals.start(
+                ArrivalSchedule(plan.stages, plan.process, seed=seed), perf_counter()
+            )
+        length = length_s(plan.stages)
+        if runner is not None and math.isfinite(length):  # the stages' end is the run's end
+            self._arrival_greenlets.append(gevent.spawn_later(length, runner.quit))
+
+    def _assign_shares(self, t0_epoch: float) -> None:
+        """Master: give each worker its share of the rate, again whenever workers join or
+        leave (checked once a second)."""
+        runner = self.environment.runner
+        assigned: list[str] = []
+        while True:
+            workers = sorted(
+                c.id for c in getattr(runner, "clients", {}).values()
+                if c.state not in ("missing", "stopped")
+            )  # fmt: skip
+            if workers and workers != assigned:
+                for index, client_id in enumerate(workers):
+                    message = {"index": index, "count": len(workers), "t0_epoch": t0_epoch}
+                    runner.send_message(ARRIVALS_MESSAGE, message, client_id)  # type: ignore[union-attr]
+                if assigned:
+                    logger.info("panacea-locust: the rate re-split over %d workers", len(workers))
+                assigned = workers
+            gevent.sleep(1.0)
+
+    def _worker_open_model(self) -> None:
+        """Worker, as a test starts: the master's options (sent with the spawn message) say
+        whether the run is open; its users need the dispatcher before the first arrival."""
+        try:
+            plan = open_plan(self.environment.parsed_options, self.context.settings)
+        except ScheduleError as err:
+            logger.error("panacea-locust: %s", err)
+            return
+        self.open_plan = plan
+        if plan is not None and self.arrivals is None:
+            self._arrivals_on()
+
+    def _on_arrival_share(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: the master's share of the rate for this worker (its index of ``count``)."""
+        options = environment.parsed_options
+        try:
+            plan = open_plan(options, self.context.settings)
+        except ScheduleError as err:
+            logger.error("panacea-locust: %s", err)
+            return
+        if plan is None:
+            return
+        self.open_plan = plan
+        if self.arrivals is None:
+            self.arrivals = ArrivalDispatcher(
+                self.context.tally, self.context.settings.max_schedule_lag_s
+            )
+            environment.events.request.add_listener(self._note_service)
+        index, count = int(msg.data["index"]), int(msg.data["count"])
+        since = max(0.0, time.time() - float(msg.data["t0_epoch"]))
+        seed = self.context.settings.seed
+        schedule = ArrivalSchedule(
+            plan.stages, plan.process, share=1.0 / count, phase=index / count,
+            seed=None if seed is None else seed + index,
+        )  # fmt: skip
+        self.arrivals.start(schedule, perf_counter() - since, from_s=since)
+
+    def _note_service(
+        self, name: str, response_time: float, exception: Any = None, context: Any = None,
+        **_: Any,
+    ) -> None:  # fmt: skip
+        """Open model: an answered request's time from its actual send (``lag_ms`` less)."""
+        lag = context.get("lag_ms") if context and not exception else None
+        if lag is not None:
+            self.context.tally.service.record(name, response_time - lag)
+
+    def _stop_arrivals(self) -> None:
+        if self._schedule_started and not self._schedule_ended:
+            self._schedule_ended = time.monotonic()
+        for greenlet in self._arrival_greenlets:
+            greenlet.kill(block=False)
+        self._arrival_greenlets = []
+        if self.arrivals is not None:
+            self.arrivals.close()
+
+    def workload(self, duration_s: float) -> dict[str, Any]:
+        """``run.workload``: the open model's figures, or the closed model's users."""
+        tally, plan = self.context.tally, self.open_plan
+        if plan is None:
+            return {"model": "closed", "users": sum(tally.users_by_type.values())}
+        started = self._schedule_started
+        elapsed = 0.0
+        if started:
+            end = (
+                (self.state.started_monotonic + duration_s)
+                if self.state.ended_at
+                else time.monotonic()
+            )
+            elapsed = max(0.0, min(end, time.monotonic()) - started)
+        target = expected_arrivals(plan.stages, elapsed) / elapsed if elapsed > 0 else 0.0
+        return workload_record(tally.arrivals, plan.process, target, elapsed, plan.max_users)
+
+    def _arrival_stage_plan(self) -> list[dict[str, Any]]:
+        """The rate stages as ``verdict/stages.py`` plans them, in seconds from the test start."""
+        plan = self.open_plan
+        if plan is None or not self._schedule_started or plan.unbounded:
+            return []
+        offset = self._schedule_started - self.state.started_monotonic
+        return [
+            {**stage, "start_s": round(stage["start_s"] + offset, 3),
+             "end_s": round(stage["end_s"] + offset, 3)}
+            for stage in arrival_plan(plan.stages)
+        ]  # fmt: skip
 
     # --- interruptions ----------------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
@@ -605,6 +820,7 @@ class PanaceaRun:
         now = state.ended_at or datetime.now(timezone.utc)
         started = state.started_at or now
         duration_s = round((now - started).total_seconds(), 3)
+        workload = self.workload(duration_s)
         run = {
             "id": state.run_dir.name if state.run_dir else None,
             "label": run_label(environment),
@@ -617,17 +833,23 @@ class PanaceaRun:
             "config": ctx.settings.masked(),
             "locust": _locust_options(environment),
             "shape": shape_record(environment.shape_class),
+            "workload": workload,
             **run_metadata(environment.parsed_options),
         }
         if state.aborted:
             run["aborted"] = state.aborted
         run["interrupted"] = state.interrupted
-        run["load_generator"] = self.load_generator_health(final).as_dict()
+        health = self.load_generator_health(final).as_dict()
+        late = generator_lag_warning(workload)
+        if late:
+            health["warnings"].append(late)
+        run["load_generator"] = health
         histograms = ctx.tally.histograms
         summary = build_summary(
             run, counts, total, histograms, ctx.tally.acceptable,
             endpoint_names(ctx.settings), ctx.tally.failed, ctx.tally.slowest,
         )  # fmt: skip
+        add_service_times(summary, ctx.tally.service if self.open_plan else None)
         # the same top-level keys for every run, whatever started it
         summary["thresholds"] = {"passed": None, "rules": []}
         if state.slo is not None:
@@ -637,7 +859,11 @@ class PanaceaRun:
             if state.aborted:
                 summary["thresholds"] = mark_aborted(summary["thresholds"], state.aborted)
         # a step or spike run, stage by stage; skipped in the abort monitor's snapshots
-        plan = describe_stages(environment.shape_class) if final else []
+        plan = (
+            (describe_stages(environment.shape_class) or self._arrival_stage_plan())
+            if final
+            else []
+        )
         summary["stages"] = (
             build_stages(plan, self.timeline.spans(duration_s), state.slo,
                          endpoint_names(ctx.settings))
@@ -908,6 +1134,18 @@ def _locust_options(environment: Environment) -> dict[str, Any]:
         # its -t (which starts only after the shape) would misdescribe the run (run.shape)
         out.update(num_users=None, spawn_rate=None, run_time=None)
     return out
+
+
+def open_plan(options: Any, settings: Settings) -> OpenPlan | None:
+    """The open-model plan the options ask for (None: a closed run)."""
+    get = (lambda key, default: getattr(options, key, default)) if options else (
+        lambda key, default: default
+    )  # fmt: skip
+    return open_plan_of(
+        get("arrival_rate", None), get("arrival_stages", "") or "",
+        get("arrival_process", "poisson") or "poisson", get("max_users", None),
+        settings.locust_max_users,
+    )  # fmt: skip
 
 
 def run_metadata(options: Any) -> dict[str, str | None]:

@@ -42,6 +42,8 @@ PURE = (
     "panacea_locust.verdict.stages",
     "panacea_locust.verdict.history",
     "panacea_locust.verdict.traces",
+    "panacea_locust.open_model.schedule",
+    "panacea_locust.open_model.workload",
     "panacea_locust.report.junit",
     "panacea_locust.report.history",
     "panacea_locust.observability.metrics",

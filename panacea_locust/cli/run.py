@@ -24,6 +24,7 @@ from types import FrameType
 
 import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
+from panacea_locust.open_model.schedule import PROCESSES, ScheduleError, open_plan_of
 from panacea_locust.reference_api.launcher import die_with_parent
 from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE
 from panacea_locust.verdict.results import create_run_dir, unwritable
@@ -102,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="step stages, e.g. 5:30s,10:30s,25@5:1m (LOAD_SHAPE_STAGES); implies --shape step",
     )
     parser.add_argument(
+        "--arrival-rate", type=float, metavar="R",
+        help="open model: R requests a second over all endpoints, whatever the API's speed",
+    )  # fmt: skip
+    parser.add_argument(
+        "--arrival-stages", metavar="RATE:DURATION,...",
+        help="open model: rate stages, FROM..TO ramps linearly, e.g. 10:1m,10..50:2m,50:1m",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-users", type=int, metavar="N",
+        help="open model: virtual users serving the arrivals (default LOCUST_MAX_USERS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--arrival-process", choices=PROCESSES, help="open model: poisson (default) or uniform"
+    )
+    parser.add_argument(
         "--processes", type=int, help="worker processes (Locust --processes; -1: one per core)"
     )
     parser.add_argument("--results-dir", help="parent of the run folders (RESULTS_DIR)")
@@ -168,9 +184,18 @@ def main(argv: list[str]) -> int:
                     f"({settings.locust_max_users}); raise it to run more users"
                 )
         shape = shape_name(args.shape, args.stages, extra, dict(os.environ))
+        plan = open_plan_of(
+            args.arrival_rate, args.arrival_stages or "", args.arrival_process or "poisson",
+            args.max_users, settings.locust_max_users,
+        )  # fmt: skip
+        if plan is not None and (args.users is not None or shape):
+            raise ValueError(
+                "an open-model run (--arrival-rate/--arrival-stages) sets its own users: "
+                "use --max-users, not -u or a load shape"
+            )
         # a shape sets the users and the length: no default scenario (its users and run-time
-        # would only be ignored, with Locust's warnings)
-        scenario = args.scenario or (None if args.users or shape else "smoke")
+        # would only be ignored, with Locust's warnings); nor does an open-model run
+        scenario = args.scenario or (None if args.users or shape or plan else "smoke")
         conf = scenario_path(scenario) if scenario else None
         slo = (
             None
@@ -181,11 +206,11 @@ def main(argv: list[str]) -> int:
             raise FileNotFoundError(f"--slo {slo}: no such file")
         if slo is not None:  # judged now: a bad file must leave nothing on disk
             load_slo(slo, settings.endpoint_names())
-    except (ConfigError, ValueError, FileNotFoundError, SLOError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, SLOError, ScheduleError) as err:
         print(f"panacea-locust run: {err}", file=sys.stderr)
         return 2
 
-    label = args.label or scenario or shape or "run"
+    label = args.label or scenario or shape or ("open" if plan else "run")
     results_root = args.results_dir or settings.results_dir
     try:
         run_dir = create_run_dir(results_root, label, datetime.now(timezone.utc))
@@ -206,6 +231,12 @@ def main(argv: list[str]) -> int:
         cmd += ["-r", str(settings.locust_spawn_rate)]
     if args.users is not None and not args.run_time and conf is None and shape is None:
         cmd += ["-t", "60s"]
+    if plan is not None:
+        cmd += [f"--arrival-rate={args.arrival_rate}"] if args.arrival_rate is not None else []
+        cmd += [f"--arrival-stages={args.arrival_stages}"] if args.arrival_stages else []
+        cmd += ["--max-users", str(plan.max_users), "--arrival-process", plan.process]
+        if plan.unbounded and not args.run_time and conf is None:
+            cmd += ["-t", "60s"]
     if args.stages is not None:
         cmd += ["--load-shape", "step", "--load-shape-stages", args.stages]
     elif args.shape:

@@ -29,6 +29,7 @@ from panacea_locust.verdict.thresholds import (
     FAIL,
     INSUFFICIENT,
     LATENCY_KEYS,
+    WORKLOAD_KEYS,
     evidence,
     format_value,
 )
@@ -44,8 +45,8 @@ EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
 PASSED, FAILED, INCONCLUSIVE, UNJUDGED = "PASS", "FAIL", "INCONCLUSIVE", "NONE"
 INTERRUPTED = "INTERRUPTED"
 #: rules a busy load generator can break by itself (its own queueing adds latency, and a
-#: generator that cannot keep up sends less)
-_GENERATOR_SENSITIVE = frozenset({*LATENCY_KEYS, "min_rps"})
+#: generator that cannot keep up sends less, late, or drops arrivals)
+_GENERATOR_SENSITIVE = frozenset({*LATENCY_KEYS, "min_rps", *WORKLOAD_KEYS})
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,26 @@ def build_summary(
     return {"run": run, "total": total_block, "endpoints": endpoints}
 
 
+SERVICE_KEYS: tuple[tuple[str, str, float], ...] = (
+    ("service_p50_ms", "p50_ms", 50.0), ("service_p95_ms", "p95_ms", 95.0),
+    ("service_p99_ms", "p99_ms", 99.0),
+)  # fmt: skip
+
+
+def add_service_times(summary: dict[str, Any], service: HistogramSet | None) -> None:
+    """``service_p50_ms``, ``service_p95_ms``, ``service_p99_ms`` in every scope: the answered
+    requests' times from their actual send. An open-model run times its requests from their
+    due time and keeps these apart (``service``); in a closed run the two are the same."""
+    scopes = [("total", summary["total"]), *summary["endpoints"].items()]
+    for name, block in scopes:
+        hist = service.get(TOTAL if name == "total" else name) if service is not None else None
+        for key, closed_key, q in SERVICE_KEYS:
+            if service is None:
+                block[key] = block.get(closed_key)
+            else:
+                block[key] = _ms(hist.percentile(q)) if hist is not None and hist.count else None
+
+
 def _failed_times(histogram: LatencyHistogram | None) -> dict[str, Any] | None:
     """How long the failed requests took (count, p50, p95, max), or None without failures."""
     if histogram is None or not histogram.count:

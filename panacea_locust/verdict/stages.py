@@ -58,13 +58,14 @@ from panacea_locust.verdict.thresholds import (
     PASS,
     SLO,
     TOTAL_SCOPE,
+    WORKLOAD_KEYS,
     evidence,
 )
 
 #: a stage's status under the SLO
 HELD, BROKE = "held", "broke"
 #: rules not judged per stage (see the module docstring)
-NOT_PER_STAGE = frozenset({"min_rps"})
+NOT_PER_STAGE = frozenset({"min_rps", *WORKLOAD_KEYS})
 #: the keys of a stage's ``total`` in ``summary.json``
 STAGE_TOTAL_KEYS: tuple[str, ...] = (
     "requests", "failures", "failure_ratio", "rps",

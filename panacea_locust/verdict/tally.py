@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from panacea_locust.open_model.workload import ArrivalCounts
 from panacea_locust.verdict.histogram import HistogramSet
 from panacea_locust.verdict.timeline import Timeline
 from panacea_locust.verdict.traces import SlowestRequests
@@ -42,6 +43,11 @@ class RunTally:
         self.failed = HistogramSet()
         #: the slowest traced requests per endpoint (``--trace-context``)
         self.slowest = SlowestRequests()
+        #: open model: answered requests' times from their actual send (the histograms above
+        #: time them from their due time), and the arrivals' counts
+        self.service = HistogramSet()
+        self.arrivals = ArrivalCounts()
+        self._arrival_peaks: dict[str, int] = {}  # process -> its highest busy-users peak
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
         #: a local process's timeline: its acceptable responses count in the current interval
         #: too (the request listener records the times); None on workers and masters
@@ -65,6 +71,8 @@ class RunTally:
             "histograms": self.histograms.drain_payload(),
             "failed": self.failed.drain_payload(),
             "slowest": self.slowest.drain_payload(),
+            "service": self.service.drain_payload(),
+            "arrivals": self.arrivals.drain() if self.arrivals.has_arrivals else None,
             "data_sources": dict(self.data_sources),
         }
         self.users_by_type.clear()
@@ -72,9 +80,10 @@ class RunTally:
         self.sessions.clear()
         return report
 
-    def merge(self, report: dict[str, Any]) -> Delta:
-        """Add a worker's ``drain()``; returns what it added (its histograms decoded once).
-        ``ValueError`` on a malformed histogram payload, before anything is added."""
+    def merge(self, report: dict[str, Any], source: str = "") -> Delta:
+        """Add a worker's ``drain()`` (``source``: the worker); returns what it added (its
+        histograms decoded once). ``ValueError`` on a malformed histogram payload, before
+        anything is added."""
         delta = Delta(acceptable=report.get("acceptable") or {})
         delta.answered.merge_payload(report.get("histograms") or {})
         delta.failed.merge_payload(report.get("failed") or {})
@@ -85,6 +94,9 @@ class RunTally:
         self.histograms.merge(delta.answered)
         self.failed.merge(delta.failed)
         self.slowest.merge_payload(report.get("slowest") or {})
+        self.service.merge_payload(report.get("service") or {})
+        if report.get("arrivals"):
+            self.arrivals.merge(report["arrivals"], self._arrival_peaks, source)
         self.data_sources.update(report.get("data_sources", {}))
         return delta
 
@@ -95,6 +107,9 @@ class RunTally:
         self.histograms = HistogramSet()
         self.failed = HistogramSet()
         self.slowest = SlowestRequests()
+        self.service = HistogramSet()
+        self.arrivals = ArrivalCounts()
+        self._arrival_peaks.clear()
         self.acceptable.clear()
 
     def reset(self) -> None:

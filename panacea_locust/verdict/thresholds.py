@@ -45,7 +45,10 @@ EXIT_THRESHOLDS_FAILED = 3
 TOTAL_SCOPE = "total"
 LATENCY_KEYS: tuple[str, ...] = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
 RATIO_KEYS: tuple[str, ...] = ("max_failure_ratio", "max_acceptable_4xx_ratio")
-RULE_KEYS: tuple[str, ...] = (*LATENCY_KEYS, *RATIO_KEYS, "min_rps")
+#: open-model rules, of ``[total]`` only, judged on ``run.workload`` over the whole run: the
+#: share of arrivals dropped, and the schedule lag (actual send minus due time) at p99
+WORKLOAD_KEYS: tuple[str, ...] = ("max_dropped_ratio", "lag_p99_ms")
+RULE_KEYS: tuple[str, ...] = (*LATENCY_KEYS, *RATIO_KEYS, "min_rps", *WORKLOAD_KEYS)
 OPTION_KEYS: tuple[str, ...] = (
     "abort", "abort_grace_s", "min_tail_samples", "require_samples", "window_s",
 )  # fmt: skip
@@ -107,6 +110,13 @@ class Rule:
 
     def observe(self, summary: Mapping[str, Any]) -> float | None:
         """This rule's observed value in a results-contract summary; None when there is no data."""
+        if self.metric in WORKLOAD_KEYS:
+            workload = _open_workload(summary)
+            if workload is None:
+                return None
+            key = "dropped_ratio" if self.metric == "max_dropped_ratio" else "lag_p99_ms"
+            found = _number(workload.get(key))
+            return None if found is None else round(found, 6 if key == "dropped_ratio" else 3)
         stats = _scope_stats(summary, self.scope)
         if stats is None:
             return None
@@ -141,7 +151,9 @@ class Rule:
         (no failure) proves the limit, at 95 % one-sided (``ratio_interval``)."""
         if self.metric in QUANTILES:
             return tail_requests_needed(self.metric, self.min_tail_samples)
-        if self.metric in RATIO_KEYS and self.limit > 0:
+        if self.metric == "lag_p99_ms":
+            return tail_requests_needed("p99_ms", self.min_tail_samples)
+        if self.metric in (*RATIO_KEYS, "max_dropped_ratio") and self.limit > 0:
             return max(1, math.ceil(RATIO_Z**2 * (1.0 - self.limit) / self.limit - 1e-9))
         return 1
 
@@ -168,11 +180,11 @@ class Rule:
         """This rule's entry in the ``thresholds`` block: ``status`` pass, fail or
         insufficient; ``passed`` True, False, or None (no evidence either way)."""
         observed = self.observe(summary)
-        stats = _scope_stats(summary, self.scope)
-        samples = int(_number(stats.get("requests")) or 0) if stats is not None else 0
+        samples = self._samples(summary)
         needed = self.needed()
         status: str | None = None
-        if observed is not None and self.metric in RATIO_KEYS and samples > 0:
+        ratio = self.metric in RATIO_KEYS or self.metric == "max_dropped_ratio"
+        if observed is not None and ratio and samples > 0:
             status = self._ratio_status(observed, samples)
         elif observed is not None and samples >= needed:
             status = PASS if self.check(observed) else FAIL
@@ -191,6 +203,18 @@ class Rule:
             "status": status,
             "passed": None if status == INSUFFICIENT else status == PASS,
         }
+
+    def _samples(self, summary: Mapping[str, Any]) -> int:
+        """The evidence behind the observed value: the scope's requests; for the open-model
+        rules the arrivals handled (sent or dropped) and those sent."""
+        if self.metric in WORKLOAD_KEYS:
+            workload = _open_workload(summary) or {}
+            sent = int(_number(workload.get("sent")) or 0)
+            if self.metric == "lag_p99_ms":
+                return sent
+            return sent + int(_number(workload.get("dropped")) or 0)
+        stats = _scope_stats(summary, self.scope)
+        return int(_number(stats.get("requests")) or 0) if stats is not None else 0
 
     def _badness(self, result: Mapping[str, Any]) -> tuple[bool, float]:
         """Orders window results: failed ones first, then by how far the value went the
@@ -357,7 +381,9 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
     for key in RULE_KEYS:  # canonical order, whatever the file's order
         if key not in table:
             continue
-        if key in RATIO_KEYS:
+        if key in WORKLOAD_KEYS and scope != TOTAL_SCOPE:
+            raise SLOError(f"{where} {key} belongs in [total]: it judges the run's arrivals")
+        if key in (*RATIO_KEYS, "max_dropped_ratio"):
             limit = _non_negative(where, key, table[key], "a ratio between 0 and 1 (0.01 = 1 %)")
             if limit > 1:
                 raise SLOError(
@@ -370,8 +396,9 @@ def _parse_table(source: str, label: str, scope: str, table: Any) -> list[Rule]:
             limit = _non_negative(where, key, table[key], "milliseconds")
         rules.append(
             Rule(
-                scope, key, limit, abort, grace, min_tail_samples=tail,
-                require_samples=require, window_s=window,
+                scope, key, limit, abort and key not in WORKLOAD_KEYS, grace,
+                min_tail_samples=tail, require_samples=require,
+                window_s=None if key in WORKLOAD_KEYS else window,  # judged on the whole run
             )
         )  # fmt: skip
     return rules
@@ -405,6 +432,15 @@ def finite_number(value: Any) -> float | None:
 
 
 _number = finite_number  # the short name the rules below read with
+
+
+def _open_workload(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``run.workload`` of an open-model run; None for a closed run (no arrivals to judge)."""
+    run = summary.get("run")
+    workload = run.get("workload") if isinstance(run, Mapping) else None
+    if isinstance(workload, Mapping) and workload.get("model") == "open":
+        return workload
+    return None
 
 
 def _scope_stats(summary: Mapping[str, Any], scope: str) -> Mapping[str, Any] | None:
