@@ -66,6 +66,7 @@ from panacea_locust.report.summary import (
     generator_warnings,
     render_table,
     verdict_line,
+    workload_line,
     write_results,
 )
 from panacea_locust.report.thresholds import render_thresholds_text
@@ -937,6 +938,8 @@ class PanaceaRun:
         report = ["", render_table(summary)]
         if thresholds["rules"]:
             report.append(render_thresholds_text(thresholds))
+        workload = workload_line(summary)
+        report += [workload] if workload else []
         report += [*generator_warnings(summary), verdict_line(summary)]
         report.append(f"Results: {run_dir}" if run_dir else "Results: NOT WRITTEN (exit code 6)")
         return "\n".join(report) + "\n"

@@ -60,6 +60,8 @@ def test_an_open_run_holds_its_rate_with_every_identity_its_own(
     total = summary["total"]
     assert total["service_p50_ms"] is not None and total["service_p50_ms"] <= total["p50_ms"]
     assert summary["run"]["users"] == {"OpenUser": 40}
+    assert "Workload: open model, poisson arrivals, target 40" in run.stderr
+    assert "- Workload: open model" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]
 
 
 def test_an_overloaded_api_shows_as_drops_lag_and_intended_start_latency(

@@ -18,7 +18,9 @@ from locust.argument_parser import (
 
 from panacea_locust.config import load_settings
 from panacea_locust.contract import ENDPOINTS
+from panacea_locust.open_model.schedule import parse_arrival_stages
 from panacea_locust.shapes import add_shape_arguments
+from panacea_locust.verdict.stages import NOT_PER_STAGE
 from panacea_locust.verdict.thresholds import TOTAL_SCOPE, load_slo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +65,46 @@ def locust_parser() -> LocustArgumentParser:
     return parser
 
 
+#: open-model scenarios: name -> (arrival stages, max users, SLO file)
+OPEN_EXPECTED = {
+    "capacity": ("5:30s,10:30s,20:30s,40:30s,80:30s,160:30s", 100,
+                 "scenarios/slo-capacity.toml"),
+}  # fmt: skip
+
+
 def test_every_scenario_is_tested() -> None:
-    assert sorted(p.stem for p in SCENARIOS.glob("*.conf")) == sorted(EXPECTED)
+    assert sorted(p.stem for p in SCENARIOS.glob("*.conf")) == sorted([*EXPECTED, *OPEN_EXPECTED])
+
+
+def test_the_capacity_scenario_steps_the_rate_and_judges_each_step() -> None:
+    """Locust's full parser with the project's listeners reads it (a subprocess: they are
+    global); its stages parse, and its lowest step gives every per-step rule its evidence."""
+    code = (
+        "import sys\n"
+        "import panacea_locust.event_handlers\n"
+        "from locust.argument_parser import get_parser\n"
+        "o = get_parser(default_config_files=[]).parse_args(['--config', sys.argv[1]])\n"
+        "print(o.scenario, o.arrival_stages, o.max_users, o.slo_file, o.num_users)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(SCENARIOS / "capacity.conf")], cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    scenario, stages, max_users, slo_file, users = result.stdout.split()
+    expected_stages, expected_users, expected_slo = OPEN_EXPECTED["capacity"]
+    assert (scenario, stages, int(max_users), slo_file) == (
+        "capacity", expected_stages, expected_users, expected_slo,
+    )  # fmt: skip
+    assert users == "None"  # the open model sets the users, not the file
+    parsed = parse_arrival_stages(stages)
+    assert [s.start_rps for s in parsed] == [5, 10, 20, 40, 80, 160]
+    slo = load_slo(ROOT / slo_file, [e.path for e in ENDPOINTS])
+    lowest = parsed[0].area
+    for rule in slo.rules:
+        if rule.metric not in NOT_PER_STAGE:
+            assert lowest >= rule.needed(), f"{rule.metric} needs {rule.needed()}, gets {lowest}"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

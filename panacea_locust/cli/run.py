@@ -32,7 +32,7 @@ from panacea_locust.verdict.stages import parse_stages
 from panacea_locust.verdict.thresholds import SLOError, load_slo
 
 PACKAGE_DIR = Path(panacea_locust.__file__).resolve().parent
-SCENARIOS = ("smoke", "load", "stress", "analytics")
+SCENARIOS = ("smoke", "load", "stress", "analytics", "capacity")
 
 
 def scenario_path(name: str) -> Path:

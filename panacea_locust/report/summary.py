@@ -72,6 +72,25 @@ def generator_warnings(summary: Mapping[str, Any]) -> list[str]:
     return [f"WARNING (load generator): {w}" for w in load_generator_warnings(summary)]
 
 
+def workload_line(summary: Mapping[str, Any]) -> str | None:
+    """``Workload: open model, ...``: the arrivals of an open-model run (None: closed)."""
+    w = (summary.get("run") or {}).get("workload") or {}
+    if w.get("model") != "open":
+        return None
+    lag = (
+        f"schedule lag p50 {_fmt(w.get('lag_p50_ms'))}, p99 {_fmt(w.get('lag_p99_ms'))} ms"
+        if w.get("lag_p99_ms") is not None
+        else "no arrival sent"
+    )
+    return (
+        f"Workload: open model, {w.get('arrival_process')} arrivals, target "
+        f"{_fmt(w.get('target_rps'))} req/s, achieved {_fmt(w.get('achieved_rps'))}; "
+        f"{w.get('scheduled')} due, {w.get('sent')} sent, {w.get('dropped')} dropped "
+        f"({(w.get('dropped_ratio') or 0) * 100:.2f} %); {lag}; up to {w.get('users_peak')} "
+        f"of {w.get('max_users')} users busy"
+    )
+
+
 def _generator_line(health: Mapping[str, Any]) -> str:
     cpu, steal = health.get("cpu_percent_max"), health.get("steal_percent")
     lag = health.get("loop_lag_p99_ms")
@@ -100,6 +119,11 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         out.append(f"- Load-test code: `{run['git_commit']}`")
     if run.get("aborted"):
         out.append(f"- Stopped early: {run['aborted']}")
+    workload = workload_line(summary)
+    if workload:
+        out.append(f"- {workload}")
+    elif (run.get("workload") or {}).get("model") == "closed":
+        out.append(f"- Workload: closed model, {run['workload'].get('users')} users")
     if run.get("load_generator"):
         out.append(_generator_line(run["load_generator"]))
     out += ["", f"**{verdict_line(summary)}**", ""]
