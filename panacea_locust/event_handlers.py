@@ -57,6 +57,7 @@ from panacea_locust.open_model.schedule import (
     expected_arrivals,
     length_s,
     open_plan_of,
+    split_shares,
 )
 from panacea_locust.open_model.schedule import plan as arrival_plan
 from panacea_locust.open_model.workload import generator_lag_warning, workload_record
@@ -113,6 +114,8 @@ TARGET_VERSION_ENV = "TARGET_VERSION"
 USERS_SAMPLE_S = 1.0
 #: seconds after a second SIGINT/SIGTERM before the process exits whatever it is waiting for
 FORCED_EXIT_S = 5.0
+#: a worker that has heard no heartbeat from its master for this long stops (Locust waits 60 s)
+MASTER_LOST_S = 8.0
 #: the master's message giving a worker its share of an open-model run's rate
 ARRIVALS_MESSAGE = "panacea_arrivals"
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
@@ -261,6 +264,11 @@ class PanaceaRun:
         self._schedule_started = 0.0  #: monotonic time the arrival schedule began
         self._schedule_ended = 0.0  #: ... and ended (the test stopping)
         self._arrival_greenlets: list[gevent.Greenlet] = []
+        #: master: workers that joined and were lost during the test (``run.workers``)
+        self.workers_joined: list[dict[str, Any]] = []
+        self.workers_lost: list[dict[str, Any]] = []
+        self._master_heard = 0.0  #: worker: monotonic time of the master's last heartbeat
+        self._worker_watch: gevent.Greenlet | None = None
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
         self._quitting = False  #: Locust's shutdown has begun
         setattr(environment, _ATTRIBUTE, self)
@@ -295,6 +303,10 @@ class PanaceaRun:
             self.allocator.install(runner)
         if isinstance(runner, WorkerRunner):
             runner.register_message(ARRIVALS_MESSAGE, self._on_arrival_share)
+            environment.events.heartbeat_received.add_listener(self._on_master_heartbeat)
+            gevent.spawn(self._master_watchdog)
+        if isinstance(runner, MasterRunner):
+            environment.events.worker_connect.add_listener(self._on_worker_connect)
         self.trace_context = ctx.settings.trace_context or bool(
             getattr(options, "trace_context", False) if options else False
         )
@@ -532,6 +544,10 @@ class PanaceaRun:
         state.greenlets.append(gevent.spawn(self._timeline_ticker))
         if state.slo is not None and state.slo.abort_rules():
             state.greenlets.append(gevent.spawn(self._abort_monitor, state.slo))
+        if isinstance(environment.runner, MasterRunner):
+            self.workers_lost = []
+            self._stop_worker_watch()
+            self._worker_watch = gevent.spawn(self._watch_workers)
         if self._progress_enabled():
             state.greenlets.append(gevent.spawn(self._progress_printer))
         if not isinstance(environment.runner, MasterRunner):
@@ -539,8 +555,9 @@ class PanaceaRun:
 
     def _on_test_stopping(self, **_: Any) -> None:
         """Before the users stop: no arrival comes due any more; those waiting count as
-        dropped (they never left)."""
+        dropped (they never left). Workers that stop from now on are not lost."""
         self._stop_arrivals()
+        self._stop_worker_watch()
 
     def _on_test_stop(self, **_: Any) -> None:
         environment = self.environment
@@ -570,6 +587,69 @@ class PanaceaRun:
     def _on_quit(self, **_: Any) -> None:
         """Locust prints its tables during shutdown; the verdict comes last, after them."""
         self._print_report()
+
+    # --- the workers of a distributed run ------------------------------------------------------
+    def _on_worker_connect(self, client_id: str, **_: Any) -> None:
+        at = time.monotonic() - self.state.started_monotonic if self.state.started_at else 0.0
+        self.workers_joined.append({"id": client_id, "at_s": round(max(0.0, at), 3)})
+
+    def _watch_workers(self) -> None:
+        """Master, during a test: a worker that goes missing (no heartbeat) or disappears is
+        recorded as lost, with the users it ran, once a second."""
+        runner = self.environment.runner
+        users: dict[str, int] = {}
+        lost = {w["id"] for w in self.workers_lost}
+        while True:
+            gevent.sleep(1.0)
+            clients = {c.id: c for c in getattr(runner, "clients", {}).values()}
+            at_s = round(time.monotonic() - self.state.started_monotonic, 3)
+            for client_id, count in list(users.items()):
+                client = clients.get(client_id)
+                if client_id not in lost and (client is None or client.state == "missing"):
+                    lost.add(client_id)
+                    self.workers_lost.append({"id": client_id, "at_s": at_s, "users": count})
+                    logger.warning(
+                        "panacea-locust: worker %s lost %.0f s into the run with %d users",
+                        client_id, at_s, count,
+                    )  # fmt: skip
+            for client_id, client in clients.items():
+                if client.state != "missing":
+                    users[client_id] = sum(client.user_classes_count.values())
+
+    def _stop_worker_watch(self) -> None:
+        if self._worker_watch is not None:
+            self._worker_watch.kill(block=False)
+            self._worker_watch = None
+
+    def workers_record(self) -> dict[str, Any] | None:
+        """``run.workers`` of a distributed run (None for a local one)."""
+        if not isinstance(self.environment.runner, MasterRunner):
+            return None
+        options = self.environment.parsed_options
+        return {
+            "expected": getattr(options, "expect_workers", None) if options else None,
+            "joined": list(self.workers_joined),
+            "lost": list(self.workers_lost),
+        }
+
+    def _on_master_heartbeat(self, **_: Any) -> None:
+        self._master_heard = time.monotonic()
+
+    def _master_watchdog(self) -> None:
+        """Worker: stop once the master has been silent for ``MASTER_LOST_S`` (a killed
+        master's workers went on loading the target for a minute)."""
+        while True:
+            gevent.sleep(1.0)
+            heard = self._master_heard
+            if heard and time.monotonic() - heard > MASTER_LOST_S:
+                logger.error(
+                    "panacea-locust: no heartbeat from the master for %g s: stopping this worker",
+                    MASTER_LOST_S,
+                )
+                runner = self.environment.runner
+                if runner is not None:
+                    runner.quit()
+                return
 
     # --- the open model ----------------------------------------------------------------------
     def _open_model_set_up(self, open_user: type[User]) -> None:
@@ -617,22 +697,28 @@ class PanaceaRun:
             self._arrival_greenlets.append(gevent.spawn_later(length, runner.quit))
 
     def _assign_shares(self, t0_epoch: float) -> None:
-        """Master: give each worker its share of the rate, again whenever workers join or
-        leave (checked once a second)."""
+        """Master: give each worker a share of the rate in proportion to the users it runs
+        (a worker without users gets none: its arrivals would only be dropped), again
+        whenever that changes: a worker joins, leaves or is given users (checked each second)."""
         runner = self.environment.runner
-        assigned: list[str] = []
+        assigned: dict[str, float] = {}
         while True:
-            workers = sorted(
-                c.id for c in getattr(runner, "clients", {}).values()
+            users = {
+                c.id: sum(c.user_classes_count.values())
+                for c in getattr(runner, "clients", {}).values()
                 if c.state not in ("missing", "stopped")
-            )  # fmt: skip
-            if workers and workers != assigned:
-                for index, client_id in enumerate(workers):
-                    message = {"index": index, "count": len(workers), "t0_epoch": t0_epoch}
+            }
+            shares = split_shares(users)
+            if shares and shares != assigned:
+                phase = 0.0
+                for client_id, share in sorted(shares.items()):
+                    message = {"share": share, "phase": phase, "t0_epoch": t0_epoch,
+                               "index": sorted(shares).index(client_id)}  # fmt: skip
                     runner.send_message(ARRIVALS_MESSAGE, message, client_id)  # type: ignore[union-attr]
+                    phase += share
                 if assigned:
-                    logger.info("panacea-locust: the rate re-split over %d workers", len(workers))
-                assigned = workers
+                    logger.info("panacea-locust: the rate re-split over %d workers", len(shares))
+                assigned = shares
             gevent.sleep(1.0)
 
     def _worker_open_model(self) -> None:
@@ -663,11 +749,15 @@ class PanaceaRun:
                 self.context.tally, self.context.settings.max_schedule_lag_s
             )
             environment.events.request.add_listener(self._note_service)
-        index, count = int(msg.data["index"]), int(msg.data["count"])
+        share, phase = float(msg.data["share"]), float(msg.data["phase"])
+        index = int(msg.data.get("index", 0))
+        if share <= 0:  # no users here: no arrivals either
+            self.arrivals.stop_schedule()
+            return
         since = max(0.0, time.time() - float(msg.data["t0_epoch"]))
         seed = self.context.settings.seed
         schedule = ArrivalSchedule(
-            plan.stages, plan.process, share=1.0 / count, phase=index / count,
+            plan.stages, plan.process, share=min(1.0, share), phase=phase,
             seed=None if seed is None else seed + index,
         )  # fmt: skip
         self.arrivals.start(schedule, perf_counter() - since, from_s=since)
@@ -835,6 +925,7 @@ class PanaceaRun:
             "locust": _locust_options(environment),
             "shape": shape_record(environment.shape_class),
             "workload": workload,
+            "workers": self.workers_record(),
             **run_metadata(environment.parsed_options),
         }
         if state.aborted:
@@ -844,6 +935,11 @@ class PanaceaRun:
         late = generator_lag_warning(workload)
         if late:
             health["warnings"].append(late)
+        for worker in self.workers_lost:
+            health["warnings"].append(
+                f"worker {worker['id']} was lost {worker['at_s']:.0f} s into the run with "
+                f"{worker['users']} users: the run went on without them"
+            )
         run["load_generator"] = health
         histograms = ctx.tally.histograms
         summary = build_summary(

@@ -586,3 +586,76 @@ def test_run_metadata_names_the_build_tested_and_the_code_that_tested_it(
     )  # fmt: skip
     assert "target version panacea-2026.12.1" in compared.stdout
     assert "target version panacea-2026.12.2" in compared.stdout
+
+
+def _start_distributed(api: ReferenceAPIProcess, tmp_path: Path, seconds: int) -> tuple:
+    """A master (results in tmp_path) and two workers on a free loopback port."""
+    port = _free_port()
+    env = clean_env(**FAST_WAITS)
+    master = subprocess.Popen(
+        [*LOCUST, "--master", "--headless", "--host", api.url, "-u", "10", "-r", "10",
+         "-t", f"{seconds}s", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+         "--master-bind-port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    workers = []
+    for i in range(2):
+        folder = tmp_path / f"w{i}"
+        folder.mkdir()
+        workers.append(subprocess.Popen(
+            [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL,
+            stderr=(folder / "worker.log").open("w"),
+        ))  # fmt: skip
+    return master, workers
+
+
+def test_a_lost_worker_is_recorded_with_its_users(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    """The finding: SIGKILL of one of two workers halved the users for the rest of the run,
+    and summary.json still said 10 users with nothing about a lost worker."""
+    master, workers = _start_distributed(api, tmp_path, 14)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and api.stats()["total"] < 20:
+            time.sleep(0.2)
+        workers[0].kill()
+        _, err = master.communicate(timeout=90)
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+    (run_dir,) = run_dirs(tmp_path / "results")
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record = summary["run"]["workers"]
+    assert record["expected"] == 2 and len(record["joined"]) == 2, record
+    (lost,) = record["lost"]
+    assert lost["users"] == 5 and 0 < lost["at_s"] < 14, record
+    warnings = summary["run"]["load_generator"]["warnings"]
+    assert any(f"worker {lost['id']} was lost" in w for w in warnings), warnings
+    assert f"worker {lost['id']} was lost" in err
+
+
+def test_workers_stop_soon_after_losing_their_master(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """The finding: SIGKILL of the master left its workers loading the target for 60 s."""
+    master, workers = _start_distributed(api, tmp_path, 60)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and api.stats()["total"] < 20:
+            time.sleep(0.2)
+        master.kill()
+        killed = time.monotonic()
+        for w in workers:
+            w.wait(timeout=30)
+        took = time.monotonic() - killed
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+    assert took < 15, f"workers went on for {took:.0f} s without their master"
+    before = api.stats()["total"]
+    time.sleep(1.0)
+    assert api.stats()["total"] == before  # nothing more reached the target

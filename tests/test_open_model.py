@@ -17,6 +17,7 @@ from panacea_locust.open_model.schedule import (
     open_plan_of,
     parse_arrival_stages,
     plan,
+    split_shares,
 )
 from panacea_locust.open_model.workload import (
     ArrivalCounts,
@@ -165,3 +166,10 @@ def test_open_model_rules_belong_in_total(tmp_path: Path) -> None:
     path.write_text('[endpoints."/api/v1/logs/search"]\nmax_dropped_ratio = 0.01\n')
     with pytest.raises(SLOError, match="belongs in \\[total\\]"):
         load_slo(path, ["/api/v1/logs/search"])
+
+
+def test_the_rate_is_split_by_the_users_each_worker_runs() -> None:
+    assert split_shares({"a": 10, "b": 10}) == {"a": 0.5, "b": 0.5}
+    assert split_shares({"a": 15, "b": 5}) == {"a": 0.75, "b": 0.25}
+    assert split_shares({"a": 20, "b": 0}) == {"a": 1.0, "b": 0.0}  # a worker just joined
+    assert split_shares({"a": 0}) == {}

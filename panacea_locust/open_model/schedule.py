@@ -237,3 +237,12 @@ def open_plan_of(
             "run more users"
         )
     return OpenPlan(tuple(stages), process, users)
+
+
+def split_shares(users: dict[str, int]) -> dict[str, float]:
+    """Each worker's share of the rate: its users over all users (rounded to 6 places, so a
+    re-split happens only on a real change); {} while no worker has users."""
+    total = sum(users.values())
+    if total <= 0:
+        return {}
+    return {worker: round(n / total, 6) for worker, n in users.items()}
