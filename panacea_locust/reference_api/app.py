@@ -5,6 +5,10 @@ and serves the introspection routes. Its routing and middleware stack cost sever
 than the work of answering a request, so requests to the contract endpoints are dispatched by an
 exact-path dictionary lookup in ``ReferenceAPI.__call__`` straight to ``Engine.handle``, the same
 function the FastAPI routes call. ``fast_path=False`` routes everything through FastAPI instead.
+
+Whatever the route, this layer reads request bodies, and only up to ``Limits.max_body_bytes``:
+a contract request's headers (token, session, content type, ``Content-Length``) are judged
+before a byte of its body is read, so a refused or oversize request costs no memory.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from panacea_locust.contract import (
 
 from . import models as m
 from .behaviour import ConfigChange
-from .engine import REQUEST_MODELS, Engine
+from .capacity import Gate, Limits
+from .engine import REQUEST_MODELS, Engine, Violation, header_problem
+from .stats import stats_json
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,6 +47,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON_HEADER = (b"content-type", b"application/json")
+_CLOSE_HEADER = (b"connection", b"close")
+_SHUTTING_DOWN = orjson.dumps({"detail": "server shutting down"})
+
+
+class _TooLarge(Exception):
+    """The body went past the limit while being read."""
+
+
+class _Gone(Exception):
+    """The client went away before its body was read."""
+
 
 #: endpoint key -> the model documenting its 200 body
 _RESPONSE_MODELS: dict[str, type[BaseModel]] = {
@@ -116,74 +133,179 @@ def _json(status: int, payload: Any) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
+async def _send(send: Send, status: int, payload: bytes, *, close: bool = False) -> None:
+    headers = [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]
+    if close:  # the rest of an unread body is not worth reading: end the connection
+        headers.append(_CLOSE_HEADER)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _body_announced(headers: list[tuple[bytes, bytes]]) -> tuple[bool, int | None]:
+    """(does a body follow?, the size ``Content-Length`` announces or None: chunked, none)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return value != b"0", int(value) if value.isdigit() else None
+        if name == b"transfer-encoding":
+            return True, None
+    return False, None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, read only up to ``limit`` bytes (:class:`_TooLarge` past it), whether
+    or not a ``Content-Length`` announced it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            raise _Gone
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not msg.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """An ASGI receive giving ``body`` (already read) once, then the client's own events."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class ReferenceAPI:
     """The ASGI callable uvicorn serves (see the module docstring)."""
 
-    def __init__(self, engine: Engine, *, fast_path: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, *, fast_path: bool = True, limits: Limits | None = None
+    ) -> None:
         self.engine = engine
         self.fast_path = fast_path
+        self.limits = limits = limits or Limits()
+        self.gate = Gate(limits.max_concurrency)
         self.routes: dict[tuple[str, str], Endpoint] = {
             (e.method, e.path): e for e in ENDPOINTS if "{" not in e.path
         }
         self.sfdc_endpoint = next(e for e in ENDPOINTS if e.path.startswith(PATH_PARAM_PREFIX))
-        self.fastapi = build_fastapi(engine)
+        self.too_large = Violation(f"body: larger than {limits.max_body_bytes} bytes", 413)
+        self.fastapi = build_fastapi(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast_path and scope["type"] == "http":
-            path: str = scope["path"]
-            method: str = scope["method"]
-            ep = self.routes.get((method, path))
-            param = None
-            if ep is None and path.startswith(PATH_PARAM_PREFIX) and method == "GET":
-                param = path[len(PATH_PARAM_PREFIX) :]
-                if param and "/" not in param:
-                    ep = self.sfdc_endpoint
+        if scope["type"] != "http":
+            await self.fastapi(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        ep = self.routes.get((method, path))
+        param = None
+        if ep is None and path.startswith(PATH_PARAM_PREFIX) and method == "GET":
+            param = path[len(PATH_PARAM_PREFIX) :]
+            if param and "/" not in param:
+                ep = self.sfdc_endpoint
+        try:
             if ep is not None:
-                body = b""
-                if method == "POST":
-                    chunks = []
-                    while True:
-                        msg = await receive()
-                        if msg["type"] != "http.request":
-                            return  # client went away
-                        chunks.append(msg.get("body", b""))
-                        if not msg.get("more_body"):
-                            break
-                    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                status, payload, delay = self.engine.handle(
-                    ep, scope["headers"], scope["query_string"], param, body
-                )
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": [_JSON_HEADER, (b"content-length", str(len(payload)).encode())],
-                    }
-                )
-                await send({"type": "http.response.body", "body": payload})
+                await self._contract(ep, param, scope, receive, send)
                 return
-        await self.fastapi(scope, receive, send)
+            limit = self.limits.max_body_bytes
+            has_body, length = _body_announced(scope["headers"])
+            if length is not None and length > limit:
+                raise _TooLarge
+            body = await _read_body(receive, limit) if has_body else b""
+            await self.fastapi(scope, _replay(body, receive), send)
+        except _TooLarge:
+            await _send(send, 413, orjson.dumps({"detail": self.too_large.reason}), close=True)
+        except _Gone:
+            return
+
+    async def _contract(
+        self, ep: Endpoint, param: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A contract request: headers judged first, then the body read within the limit,
+        then a slot (``--max-concurrency``), the answer and its latency."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        has_body, length = _body_announced(headers)
+        if has_body or ep.method == "POST":  # a GET without a body: the engine checks all
+            problem = header_problem(ep, dict(headers))
+            if problem is None and length is not None and length > self.limits.max_body_bytes:
+                problem = self.too_large
+            if problem is not None:
+                payload = self.engine.refuse(ep, headers, problem)
+                await _send(send, problem.status, payload, close=has_body)
+                return
+        body = b""
+        if ep.method == "POST":
+            try:
+                body = await _read_body(receive, self.limits.max_body_bytes)
+            except _TooLarge:
+                payload = self.engine.refuse(ep, headers, self.too_large)
+                await _send(send, 413, payload, close=True)
+                return
+        if not self.fast_path:
+            await self.fastapi(scope, _replay(body, receive), send)
+            return
+        try:
+            answer = await self.serve(ep, headers, scope["query_string"], param, body, receive)
+        except asyncio.CancelledError:
+            await _send(send, 503, _SHUTTING_DOWN, close=True)
+            return  # uvicorn cancels requests still running when the drain time is up
+        if answer is not None:  # a GET's unread body is not worth draining: close after it
+            await _send(send, *answer, close=has_body and ep.method == "GET")
+
+    async def serve(
+        self,
+        ep: Endpoint,
+        headers: list[tuple[bytes, bytes]],
+        query: bytes,
+        param: str | None,
+        body: bytes,
+        receive: Receive,
+    ) -> tuple[int, bytes] | None:
+        """(status, body) of one contract request, once it has a slot; None if its client
+        left while it waited for one."""
+        gate = self.gate
+        if not gate.enter_now() and not await gate.enter_queued(receive):
+            return None
+        try:
+            status, payload, delay = self.engine.handle(ep, headers, query, param, body)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return status, payload
+        finally:
+            gate.leave()
 
 
-def _route_handler(engine: Engine, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+def _route_handler(api: ReferenceAPI, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def handler(request: Request) -> Response:
         body = await request.body() if ep.method == "POST" else b""
         param = request.path_params.get("sfdc_case_no")
-        status, payload, delay = engine.handle(
-            ep, request.scope["headers"], request.scope["query_string"], param, body
-        )
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return Response(payload, status_code=status, media_type="application/json")
+        scope = request.scope
+        try:
+            answer = await api.serve(
+                ep, scope["headers"], scope["query_string"], param, body, request.receive
+            )
+        except asyncio.CancelledError:
+            return Response(_SHUTTING_DOWN, 503, {"connection": "close"}, "application/json")
+        if answer is None:  # the client left while queued: nobody reads this
+            return Response(b"", 499)
+        return Response(answer[1], status_code=answer[0], media_type="application/json")
 
     handler.__name__ = ep.alias.replace("-", "_")
     return handler
 
 
-def build_fastapi(engine: Engine) -> FastAPI:
+def build_fastapi(api: ReferenceAPI) -> FastAPI:
     """The FastAPI app: the contract routes (documented from the models) and introspection."""
+    engine = api.engine
     app = FastAPI(
         title="Panacea API (reference server)",
         version=__version__,
@@ -217,7 +339,7 @@ def build_fastapi(engine: Engine) -> FastAPI:
             }
         app.add_api_route(
             ep.path,
-            _route_handler(engine, ep),
+            _route_handler(api, ep),
             methods=[ep.method],
             name=ep.alias,
             summary=ep.alias,
@@ -227,10 +349,13 @@ def build_fastapi(engine: Engine) -> FastAPI:
         )
 
     async def stats() -> Response:
-        return _json(200, engine.stats.snapshot())
+        doc = engine.stats.snapshot()
+        doc["concurrency"] = api.gate.describe()
+        return Response(stats_json(doc), media_type="application/json")
 
     async def stats_reset() -> Response:
         engine.stats.reset()
+        api.gate.reset()
         return _json(200, {"reset": True})
 
     async def get_config() -> Response:

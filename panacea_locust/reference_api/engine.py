@@ -35,6 +35,7 @@ from panacea_locust.contract import (
 from .behaviour import Behaviour
 from .dataset import Dataset
 from .models import (
+    MAX_INT,
     AnalyzeRequest,
     AskAIRequest,
     HeatmapRequest,
@@ -47,7 +48,7 @@ from .models import (
     is_sfdc_case_no,
     parse_utc,
 )
-from .stats import SessionStats, Stats
+from .stats import SESSION_RE, SessionStats, Stats
 from .synth import (
     BundleLogs,
     bucket_json,
@@ -62,7 +63,7 @@ from .synth import (
 log = logging.getLogger("panacea_locust.reference_api")
 
 _JSON_TYPES = (b"application/json",)
-MAX_BODY = 1 << 20
+_MAX_DIGITS = len(str(MAX_INT))
 
 Result = tuple[int, bytes]
 M = TypeVar("M", bound=BaseModel)
@@ -90,9 +91,30 @@ def _detail(reason: str) -> bytes:
 
 
 def _positive_int(raw: str, name: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) <= 0:
+    if not (raw.isascii() and raw.isdigit()) or int(raw[: _MAX_DIGITS + 1]) <= 0:
         raise Violation(f"query.{name}: must be a positive integer")
+    if len(raw) > _MAX_DIGITS or int(raw) > MAX_INT:
+        raise Violation(f"query.{name}: must be at most {MAX_INT}")
     return int(raw)
+
+
+def header_problem(ep: Endpoint, h: dict[bytes, bytes]) -> Violation | None:
+    """What is wrong with a request's headers (checked in the documented order), or None."""
+    auth = h.get(b"authorization")
+    if auth is None:
+        return Violation("header Authorization: missing bearer token", 401)
+    if auth[:7].lower() != b"bearer " or not auth[7:].strip():
+        return Violation("header Authorization: malformed bearer token", 401)
+    sid = h.get(b"x-session-id")
+    if sid is None:
+        return Violation("header X-Session-Id: missing")
+    if SESSION_RE.fullmatch(sid) is None:
+        return Violation("header X-Session-Id: must be 32 lowercase hex characters")
+    if ep.method == "POST":
+        ctype = h.get(b"content-type")
+        if ctype is None or ctype.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
+            return Violation("header Content-Type: must be application/json")
+    return None
 
 
 def _query(raw: bytes, allowed: tuple[str, ...]) -> dict[str, list[str]]:
@@ -184,28 +206,15 @@ class Engine:
     ) -> tuple[int, bytes, float]:
         """Answer one request to a contract endpoint: (status, body, delay in seconds)."""
         h = dict(headers)  # ASGI header names are lower-case; the last duplicate wins
-        auth = h.get(b"authorization")
         sid = h.get(b"x-session-id")
         stats = self.stats
         session = stats.session(sid, h.get(b"user-agent")) if sid is not None else None
         delay = 0.0
         try:
-            if auth is None:
-                raise Violation("header Authorization: missing bearer token", 401)
-            if auth[:7].lower() != b"bearer " or not auth[7:].strip():
-                raise Violation("header Authorization: malformed bearer token", 401)
-            if session is None:
-                raise Violation(
-                    "header X-Session-Id: missing"
-                    if sid is None
-                    else "header X-Session-Id: must be 32 lowercase hex characters"
-                )
-            if ep.method == "POST":
-                ctype = h.get(b"content-type")
-                if ctype is None or ctype.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
-                    raise Violation("header Content-Type: must be application/json")
-                if len(body) > MAX_BODY:
-                    raise Violation("body: larger than 1 MiB")
+            problem = header_problem(ep, h)
+            if problem is not None:
+                raise problem
+            assert session is not None  # a well-formed X-Session-Id always has one
             route = ROUTES[ep.key]
             if query and not route.takes_query:
                 _query(query, ())  # raises: this endpoint has no query parameters
@@ -227,6 +236,17 @@ class Engine:
             status, payload, delay = 500, _detail("internal error"), 0.0
         stats.record(ep.path, status)
         return status, payload, delay
+
+    def refuse(self, ep: Endpoint, headers: Sequence[tuple[bytes, bytes]], v: Violation) -> bytes:
+        """Count a request refused before its body was read (bad headers, too large) as
+        ``handle`` counts any violation, and return the answer's body."""
+        h = dict(headers)
+        sid = h.get(b"x-session-id")
+        if sid is not None:
+            self.stats.session(sid, h.get(b"user-agent"))
+        self.stats.violation(v.reason)
+        self.stats.record(ep.path, v.status)
+        return _detail(v.reason)
 
     # -- helpers ------------------------------------------------------------------------------
 

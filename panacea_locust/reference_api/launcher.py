@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +43,25 @@ def die_with_parent(parent_pid: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _child_setup(parent_pid: int, extra: Callable[[], None] | None) -> None:
+    """In the child before ``exec``: die with the parent, then the caller's own set-up (a test
+    lowering ``RLIMIT_NOFILE``, say)."""
+    die_with_parent(parent_pid)
+    if extra is not None:
+        extra()
+
+
+def _shutdown_grace(args: Sequence[str]) -> float:
+    """The ``--shutdown-grace`` among the server's options (3 s, its default, if absent)."""
+    for i, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--shutdown-grace=") else None
+        if arg == "--shutdown-grace" and i + 1 < len(args):
+            value = args[i + 1]
+        if value is not None and value.isdigit():
+            return float(value)
+    return 3.0
 
 
 _URL_RE = re.compile(r"listening on (http://\S+?):(\d+)\b")
@@ -71,7 +90,9 @@ class ReferenceAPIProcess:
     """The reference API server in a child process, stopped on exit (context manager).
 
     ``port=0`` (default) lets the server pick a free port and reports it back, so parallel
-    test runs never collide. ``args`` are extra command-line options (``--latency off``, ...).
+    test runs never collide. ``args`` are extra command-line options (``--latency off``, ...);
+    ``max_concurrency`` adds ``--max-concurrency N``. ``preexec_fn`` runs in the child before
+    the server starts (a test lowering its ``RLIMIT_NOFILE``, say).
     """
 
     def __init__(
@@ -81,8 +102,13 @@ class ReferenceAPIProcess:
         port: int = 0,
         startup_timeout: float = 20.0,
         env: Mapping[str, str] | None = None,
+        max_concurrency: int | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.args = list(args)
+        if max_concurrency is not None:
+            self.args += ["--max-concurrency", str(max_concurrency)]
+        self.preexec_fn = preexec_fn
         self.port = port
         self.startup_timeout = startup_timeout
         self.env = dict(env) if env is not None else None
@@ -119,7 +145,7 @@ class ReferenceAPIProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            preexec_fn=functools.partial(_child_setup, os.getpid(), self.preexec_fn),
         )
         atexit.register(self.stop)
         self._reader = threading.Thread(target=self._read, name="reference-api-output", daemon=True)
@@ -157,12 +183,18 @@ class ReferenceAPIProcess:
                     self.url = f"{m.group(1)}:{self.port}"
                     self._ready.set()
 
+    @property
+    def output(self) -> list[str]:
+        """The server's last lines of output (at most 200), oldest first."""
+        return list(self._output)
+
     def _fail(self, what: str) -> None:
-        tail = "\n".join(list(self._output)[-20:]) or "(no output)"
+        tail = "\n".join(self.output[-20:]) or "(no output)"
         raise ReferenceAPIError(f"reference API {what}; last output:\n{tail}")
 
     def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
+        """Terminate the server: SIGTERM, then SIGKILL once its drain time (``--shutdown-grace``,
+        3 s by default) and 2 s more are over, 5 s at least. Safe to call twice."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -170,7 +202,7 @@ class ReferenceAPIProcess:
         if proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(5.0)
+                proc.wait(max(5.0, _shutdown_grace(self.args) + 2.0))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5.0)

@@ -41,6 +41,13 @@ from panacea_locust.contract import (
 # ---------------------------------------------------------------------------------------------
 # Plain checks, shared by the models and by the hand-written query-string parsing.
 
+#: The largest id or page number accepted anywhere (query or body): a signed 64-bit integer,
+#: which every JSON encoder and database column of ids holds. The contract only says "positive
+#: integer"; beyond this a number is a 400, never stored, so ``/__stats`` can always print it.
+MAX_INT = 2**63 - 1
+#: A field name quoted in a 400 is cut to this many characters (a key can be megabytes long).
+_MAX_FIELD_CHARS = 64
+
 _TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z")
 _CASE_RE = re.compile(SFDC_CASE_PATTERN)
 _PATH_RE = re.compile(
@@ -137,7 +144,7 @@ def _check_distinct(v: list[int]) -> list[int]:
     return v
 
 
-PositiveId = Annotated[int, Field(gt=0)]
+PositiveId = Annotated[int, Field(gt=0, le=MAX_INT)]
 UtcTime = Annotated[str, AfterValidator(_check_time), Field(examples=["2024-01-15T10:00:00Z"])]
 CvmIp = Annotated[str, AfterValidator(_check_ip), Field(examples=["10.1.1.100"])]
 SfdcCaseNo = Annotated[str, AfterValidator(_check_case), Field(examples=["012345678"])]
@@ -151,7 +158,7 @@ BundleIds = Annotated[
     Field(min_length=1, max_length=MAX_BUNDLE_IDS),
     AfterValidator(_check_distinct),
 ]
-PageNo = Annotated[int, Field(ge=1)]
+PageNo = Annotated[int, Field(ge=1, le=MAX_INT)]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
 
 
@@ -249,22 +256,28 @@ def describe_error(exc: ValidationError, prefix: str = "body") -> str:
     """One line naming the first offending field, e.g. ``body.filters.cvm_ips: must be ...``.
 
     List indexes are left out of the field name so that the reason is stable enough to be
-    counted in ``/__stats``.
+    counted in ``/__stats``; a long key is cut (``_MAX_FIELD_CHARS``).
     """
     err = exc.errors(include_url=False, include_input=False)[0]
-    parts = [prefix] + [str(p) for p in err["loc"] if not isinstance(p, int)]
+    parts = [prefix] + [_short(str(p)) for p in err["loc"] if not isinstance(p, int)]
     kind = err["type"]
     if kind == "extra_forbidden":
         msg = "unknown key"
     elif kind == "missing":
         msg = "field required"
     elif kind == "json_invalid":
+        if "recursion limit" in str(err["msg"]):
+            return f"{prefix}: JSON nested too deeply"
         return f"{prefix}: invalid JSON"
     elif kind in ("model_type", "dict_type", "model_attributes_type") and len(parts) == 1:
         return f"{prefix}: must be a JSON object"
     else:
         msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{'.'.join(parts)}: {msg}"
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _MAX_FIELD_CHARS else name[: _MAX_FIELD_CHARS - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,9 +4,11 @@ reference Panacea API on loopback with uvicorn (httptools + uvloop when installe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import os
+import resource
 import socket
 import sys
 import threading
@@ -21,7 +23,9 @@ from .behaviour import (
     load_faults_file,
     parse_fault_spec,
 )
+from .capacity import DEFAULT_MAX_BODY_BYTES
 from .dataset import DEFAULT_CASE_BASE, Dataset, build_dataset
+from .models import MAX_INT
 
 try:  # optional data source, kept in its own module
     from . import clickhouse_source
@@ -30,6 +34,10 @@ except ImportError:  # pragma: no cover
 
 PROG = "panacea-locust reference-api"
 log = logging.getLogger("panacea_locust.reference_api")
+#: descriptors kept back from connections for everything else (log files, ClickHouse, ...)
+RESERVED_FDS = 64
+#: a request line and headers larger than this are refused (431)
+MAX_HEADER_BYTES = 1 << 16
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +85,30 @@ def _positive_int(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {raw!r}")
     return int(raw)
+
+
+def _range_id(raw: str) -> int:
+    """An id of the data set: no more than a request may name (``MAX_INT``)."""
+    v = _positive_int(raw)
+    if v > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INT}, got {raw}")
+    return v
+
+
+def _seconds(raw: str) -> int:
+    v = _non_negative_int(raw)
+    if v > 3600:
+        raise argparse.ArgumentTypeError(f"must be at most 3600 seconds, got {raw}")
+    return v
+
+
+def fd_budget() -> tuple[int, int]:
+    """(connections the descriptor limit allows, that soft limit): the soft RLIMIT_NOFILE
+    minus a reserve for the process's other files (a quarter of it when the limit is small)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft > 1 << 20:
+        soft = 1 << 20
+    return soft - min(RESERVED_FDS, soft // 4), soft
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSON or TOML file with the keys of POST /__config (see docs)",
     )
-    p.add_argument("--bundle-min", type=_positive_int, default=800)
-    p.add_argument("--bundle-max", type=_positive_int, default=1000)
+    p.add_argument("--bundle-min", type=_range_id, default=800)
+    p.add_argument("--bundle-max", type=_range_id, default=1000)
     p.add_argument(
         "--unknown-ratio",
         type=_rate,
@@ -153,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="share of bundle and combo ids in range that are unknown (404)",
     )
-    p.add_argument("--combo-min", type=_positive_int, default=1)
-    p.add_argument("--combo-max", type=_positive_int, default=200)
+    p.add_argument("--combo-min", type=_range_id, default=1)
+    p.add_argument("--combo-max", type=_range_id, default=200)
     p.add_argument(
         "--sfdc-case-base",
         type=_non_negative_int,
@@ -174,6 +206,53 @@ def build_parser() -> argparse.ArgumentParser:
         default="on",
         help="serve contract endpoints through the lean ASGI path (default on) or "
         "through FastAPI routing (off; same answers, slower)",
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="work on at most N requests at once; the others queue in arrival order "
+        "(default: no limit)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="largest request body read; beyond it 413 (default %(default)s, 1 MiB)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="open connections at most; one more closes the longest idle, else gets 503 "
+        f"(default: the descriptor limit, ulimit -n, minus {RESERVED_FDS})",
+    )
+    p.add_argument(
+        "--keep-alive-timeout",
+        type=_seconds,
+        default=5,
+        metavar="S",
+        help="close a connection that sends no request for S seconds, before its first "
+        "request or after an answer (default %(default)s)",
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=_seconds,
+        default=3,
+        metavar="S",
+        help="on SIGTERM or Ctrl-C, let requests in flight finish for at most S seconds, "
+        "then answer them 503 (default %(default)s)",
+    )
+    p.add_argument(
+        "--backlog",
+        type=_positive_int,
+        default=2048,
+        metavar="N",
+        help="connections the kernel queues before the server accepts them (default "
+        "%(default)s; capped by net.core.somaxconn)",
     )
     p.add_argument(
         "--exit-with-parent",
@@ -243,12 +322,12 @@ def build_behaviour(opts: argparse.Namespace) -> Behaviour:
     return b
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -279,6 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("argument --unknown-ratio: must be below 1")
     if opts.sfdc_case_base + opts.bundle_max > 999_999_999:
         parser.error("argument --sfdc-case-base: plus --bundle-max must stay within 9 digits")
+    allowed, soft = fd_budget()
+    if opts.max_connections is None:
+        opts.max_connections = allowed
+    elif opts.max_connections > allowed:
+        parser.error(
+            f"argument --max-connections: at most {allowed} with a descriptor limit of {soft} "
+            f"(ulimit -n), got {opts.max_connections}"
+        )
     try:
         behaviour = build_behaviour(opts)
     except OptionError as exc:
@@ -293,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - a dependency of the package
         print(f"{PROG}: error: uvicorn is not installed", file=sys.stderr)
         return 1
-    from .app import ReferenceAPI
+    from .app import Limits, ReferenceAPI
     from .engine import Engine
 
     try:
@@ -304,9 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.prewarm:
         for rec in dataset.bundles:
             dataset.logs(rec.bundle_id)
-    app = ReferenceAPI(Engine(dataset, behaviour), fast_path=opts.fast_path == "on")
+    limits = Limits(max_body_bytes=opts.max_body_bytes, max_concurrency=opts.max_concurrency)
+    app = ReferenceAPI(Engine(dataset, behaviour), fast_path=opts.fast_path == "on", limits=limits)
     try:
-        sock = _bind(opts.host, opts.port)
+        sock = _bind(opts.host, opts.port, opts.backlog)
     except OSError as exc:
         print(
             f"{PROG}: error: cannot bind {opts.host}:{opts.port}: {exc.strerror or exc}",
@@ -323,11 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     http: Any = http_name
     if http_name == "httptools":
         try:  # subclasses uvicorn's protocol: if a uvicorn release moves it, use the stock one
-            from .protocol import CoalescingHttpToolsProtocol
+            from .protocol import guarded_protocol
 
-            http = CoalescingHttpToolsProtocol
+            http = guarded_protocol(opts.max_connections, MAX_HEADER_BYTES)
         except ImportError:  # pragma: no cover
-            log.warning("uvicorn's HttpToolsProtocol not found; using the stock protocol")
+            log.warning(
+                "uvicorn's HttpToolsProtocol not found; using the stock protocol, without "
+                "the connection limit and the first request's timeout"
+            )
     config = uvicorn.Config(
         app,
         loop=loop,
@@ -339,21 +430,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=level,
         server_header=False,
         proxy_headers=False,
+        # uvicorn's own limits: idle keep-alive connections closed after this many seconds;
+        # SIGTERM drains requests in flight for at most this long, then cancels them (503);
+        # past this many connections and running requests, uvicorn answers 503 itself (the
+        # protocol keeps connections below it: only requests left running by clients that
+        # went away can reach it); the listen backlog; the header limit of the h11 fallback.
+        timeout_keep_alive=opts.keep_alive_timeout,
+        timeout_graceful_shutdown=opts.shutdown_grace,
+        limit_concurrency=opts.max_connections + 1,
+        backlog=opts.backlog,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     for name in ("uvicorn", "uvicorn.error"):  # our start line replaces uvicorn's chatter
         logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    capacity = f", max concurrency {opts.max_concurrency}" if opts.max_concurrency else ""
     # the one start line (launchers parse it), whatever the log level
     print(
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} panacea_locust.reference_api: reference Panacea "
         f"API listening on http://{shown}:{port} (seed {dataset.seed}, {len(dataset.bundles)} "
-        f"bundles, {len(dataset.combos)} combos, latency {opts.latency}, {http_name}/{loop})",
+        f"bundles, {len(dataset.combos)} combos, latency {opts.latency}, {http_name}/{loop}"
+        f"{capacity})",
         file=sys.stderr,
         flush=True,
     )
     gc.collect()
     gc.freeze()  # the data set is long-lived: keep it out of every later collection
-    uvicorn.Server(config).run(sockets=[sock])
+    _draining_server_class()(config).run(sockets=[sock])
     return 0
+
+
+def _draining_server_class() -> type:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's server, but requests it cancels when ``--shutdown-grace`` is up get to send
+        their 503 before the process ends (uvicorn re-raises SIGTERM straight after)."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            left = list(self.server_state.tasks)
+            if left:
+                await asyncio.wait(left, timeout=1.0)
+
+    return DrainingServer
 
 
 def _has(module: str) -> bool:

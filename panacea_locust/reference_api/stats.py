@@ -1,16 +1,32 @@
-"""What the server received, as ``GET /__stats`` reports it; end-to-end tests assert on this."""
+"""What the server received, as ``GET /__stats`` reports it; end-to-end tests assert on this.
+
+What a client controls (user ids, rejection reasons) is kept short and few, so a hostile client
+can neither grow the server's memory through its statistics nor make ``/__stats`` fail.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from panacea_locust.contract import SESSION_ID_PATTERN
 
 _UA_RE = re.compile(rb"PanaceaLocust/\S+ User-(\S+)")
-_SESSION_RE = re.compile(SESSION_ID_PATTERN.encode())
+SESSION_RE = re.compile(SESSION_ID_PATTERN.encode())
+#: per session: user ids kept (more only matter as "several"), and their length
+MAX_USER_IDS = 32
+MAX_USER_ID_CHARS = 100
+#: distinct rejection reasons counted by name; later new reasons share one line
+MAX_REASONS = 100
+MAX_REASON_CHARS = 200
+OTHER_REASONS = f"(other reasons: more than {MAX_REASONS} distinct)"
+log = logging.getLogger("panacea_locust.reference_api")
 
 
 class SessionStats:
@@ -32,10 +48,11 @@ class SessionStats:
         self._ua = ua
         m = _UA_RE.fullmatch(ua.strip())
         if m is not None:
-            uid = m.group(1).decode("utf-8", "replace")
+            uid = m.group(1)[:MAX_USER_ID_CHARS].decode("utf-8", "replace")
             if self.user_id is None:
                 self.user_id = uid
-            self.user_ids.add(uid)
+            if len(self.user_ids) < MAX_USER_IDS:
+                self.user_ids.add(uid)
 
     def add_bundles(self, ids: Iterable[int]) -> None:
         self.bundle_ids.update(ids)
@@ -60,7 +77,7 @@ class Stats:
         """The session of a well-formed ``X-Session-Id`` (counting this request), else None."""
         s = self.sessions.get(raw_id)
         if s is None:
-            if _SESSION_RE.fullmatch(raw_id) is None:
+            if SESSION_RE.fullmatch(raw_id) is None:
                 return None
             s = self.sessions[raw_id] = SessionStats()
         s.requests += 1
@@ -74,7 +91,11 @@ class Stats:
         counts[key] = counts.get(key, 0) + 1
 
     def violation(self, reason: str) -> None:
-        self.violations[reason] = self.violations.get(reason, 0) + 1
+        reason = reason[:MAX_REASON_CHARS]
+        counts = self.violations
+        if reason not in counts and len(counts) >= MAX_REASONS:
+            reason = OTHER_REASONS
+        counts[reason] = counts.get(reason, 0) + 1
 
     def snapshot(self) -> dict[str, Any]:
         """The ``/__stats`` document (keys are part of the project's interface)."""
@@ -115,3 +136,13 @@ class Stats:
             "since": self.started,
             "uptime_s": round(time.time() - self.started, 3),
         }
+
+
+def stats_json(snapshot: dict[str, Any]) -> bytes:
+    """``snapshot`` as JSON, whatever it holds: orjson refuses integers beyond 64 bits and
+    unpaired surrogates, so those fall back to the standard library (escaped, never a 500)."""
+    try:
+        return orjson.dumps(snapshot)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        log.warning("/__stats: %s; encoded with the standard library instead", exc)
+        return json.dumps(snapshot, default=str).encode("ascii")
