@@ -340,6 +340,15 @@ class PanaceaRun:
                 f"-u {users} is above LOCUST_MAX_USERS ({ctx.settings.locust_max_users}); "
                 "raise LOCUST_MAX_USERS (and USER_POOL_SIZE) to run more users"
             )
+        shape_peak = max(
+            (int(stage["users"]) for stage in describe_stages(environment.shape_class)),
+            default=0,
+        )
+        if shape_peak > ctx.settings.locust_max_users:  # a shape sets users without -u
+            _fail_start(
+                f"the load shape peaks at {shape_peak} users, above LOCUST_MAX_USERS "
+                f"({ctx.settings.locust_max_users}); raise LOCUST_MAX_USERS to run more users"
+            )
         if not isinstance(runner, WorkerRunner):
             from_option = getattr(options, "slo_file", "") if options else ""
             slo_path = from_option or ctx.settings.slo_file

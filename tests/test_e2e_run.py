@@ -495,6 +495,27 @@ def test_web_ui_mode_serves_the_ui_and_writes_the_run(
     assert summary["run"]["users"] == {"HeavyUser": 1, "LightUser": 4}
 
 
+def test_a_load_shape_above_the_configured_maximum_is_refused(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """The finding: a load shape ran 20 users with LOCUST_MAX_USERS=5."""
+    proc = subprocess.run(
+        [*LOCUST, "--headless", "--host", api.url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=clean_env(LOAD_SHAPE="step", LOAD_SHAPE_STAGES="2:2s,20:3s", LOCUST_MAX_USERS="5"),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "the load shape peaks at 20 users, above LOCUST_MAX_USERS (5); raise LOCUST_MAX_USERS "
+            "to run more users"
+        )
+    )
+    assert api.stats()["total"] == 0
+
+
 def test_more_users_than_the_configured_maximum_is_refused(
     api: ReferenceAPIProcess, tmp_path: Path
 ) -> None:
