@@ -6,11 +6,13 @@ core (measured in docs/performance.md), so the load generator measures the API, 
 
 from __future__ import annotations
 
+import re
 import socket
 import zlib
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, ClassVar
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import brotli  # geventhttpclient's own dependency, for ``Content-Encoding: br``
 import orjson
@@ -27,9 +29,14 @@ from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import RunContext
+from panacea_locust.secrets import SCRUBBER, install_logging, secret_values
 from panacea_locust.verdict.traces import new_traceparent
 
 _settings = get_settings()
+# every log record of this process is scrubbed of the secrets from here on (the locustfile's
+# import); each run's Locust failure and exception lists get theirs at ``init``
+SCRUBBER.add(*secret_values(_settings))
+install_logging()
 _REQUIRED_KEYS = {_settings.endpoint_path(e.key): e.response_keys for e in ENDPOINTS}
 _NO_KEYS: frozenset[str] = frozenset()
 _TIMEOUTS = (socket.timeout, TimeoutError, GeventTimeout)
@@ -40,6 +47,18 @@ _READ_BLOCK = 64 * 1024  #: bytes asked of the socket per read while streaming a
 TOO_LARGE = "body too large"
 #: the failure of a request still in flight when its user was stopped (after the grace)
 UNFINISHED = "unfinished at stop"
+#: ``FOLLOW_REDIRECTS=same-origin``: the most redirects one request follows (then it fails as
+#: ``too many redirects``); a loop ends after this many, not after the client's 30
+MAX_REDIRECTS = 5
+#: the redirects that may be followed; another 3xx (300, 304 ...) only ever fails
+_FOLLOWED = frozenset({301, 302, 303, 307, 308})
+#: those that keep the method and the body; 301, 302 and 303 would turn a POST into a GET
+_KEEP_METHOD = frozenset({307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_RE = re.compile(r"[a-z0-9_.-]{1,253}|\[[0-9a-f:.]{2,45}\]")
+_LOCATION_RE = re.compile(r"[\x21-\x7e]+")  #: a usable ``Location``: printable ASCII
+#: what Locust's session adds to each request's headers (the user's own are the defaults)
+_ACCEPT_ENCODING = {"Accept-Encoding": "gzip, deflate, br"}
 
 
 class DeadlinePassed(TimeoutError):
@@ -64,6 +83,39 @@ def failure_reason(status: int, error: BaseException | None) -> str:
     return f"HTTP {status}"
 
 
+def origin_of(url: str) -> str | None:
+    """``scheme://host:port`` of an absolute http(s) URL (host lowercased, the default port
+    written out), or ``None`` for anything else: what a redirect's failure reason names and
+    what same-origin following compares."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port out of range, a broken IPv6 literal
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if not _HOST_RE.fullmatch(host):
+        return None
+    return f"{scheme}://{host}:{_DEFAULT_PORTS[scheme] if port is None else port}"
+
+
+def redirect_target(url: str, location: Any) -> str | None:
+    """The absolute URL a ``Location`` (one header of printable ASCII) points to from ``url``,
+    its fragment dropped; ``None`` when there is no usable one."""
+    if not isinstance(location, str) or not _LOCATION_RE.fullmatch(location):
+        return None
+    try:
+        given = urlsplit(location)
+        if given.scheme and not given.netloc:
+            return None  # ``http:///x``, ``http:x``: urljoin would take them relative to ``url``
+        return urldefrag(urljoin(url, location))[0]
+    except ValueError:
+        return None
+
+
 class PanaceaAPIUser(FastHttpUser):
     """Abstract base of every user type: identity, headers and the response check."""
 
@@ -75,6 +127,10 @@ class PanaceaAPIUser(FastHttpUser):
     #: and geventhttpclient resends a request whose connection closed once per pool slot plus
     #: one (eleven times with Locust's ten), which multiplied the load on a failing server
     concurrency = 1  # noqa: V107  (Locust reads it, as network_timeout; vulture cannot see)
+    #: the client follows no redirect: it followed 30 to any origin, with every header but
+    #: ``Authorization`` and a 307's body, and 301/302 turned a POST into a GET that passed.
+    #: A 3xx comes back as it is, and ``_redirected`` decides (``FOLLOW_REDIRECTS``).
+    max_redirects = 0  # noqa: V107  (Locust reads it)
 
     #: filled in by ``on_start``; class-level defaults keep type checkers informed
     run_context: RunContext  #: this user's run's (``PanaceaRun.of(self.environment)``)
@@ -88,6 +144,10 @@ class PanaceaAPIUser(FastHttpUser):
     _deadline: Any
     _max_body: int = 0  #: ``MAX_RESPONSE_BYTES``
     _trace: bool = False  #: ``--trace-context``: a ``traceparent`` on every request
+    #: ``FOLLOW_REDIRECTS=same-origin`` (or ``--follow-redirects``): redirects within the
+    #: target's origin (``_origin``, ``scheme://host:port``) are followed
+    _follow: bool = False
+    _origin: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,6 +182,10 @@ class PanaceaAPIUser(FastHttpUser):
         self._deadline = get_hub().loop.timer(timeout, timeout)
         self._max_body = ctx.settings.max_response_bytes
         self._trace = run.trace_context
+        options = self.environment.parsed_options
+        chosen = getattr(options, "follow_redirects", None) if options else None
+        self._follow = (chosen or ctx.settings.follow_redirects) == "same-origin"
+        self._origin = origin_of(self.client.base_url or "")
         ctx.tally.user_started(type(self).__name__, self.pool.session_from_database)
 
     def call_endpoint(self, key: str) -> None:
@@ -138,8 +202,9 @@ class PanaceaAPIUser(FastHttpUser):
         200 with the documented JSON object is a success; a status listed in
         ``ACCEPTABLE_STATUS_CODES`` is not a failure but is counted per endpoint and code;
         anything else fails with a reason (HTTP code, timeout, connection error, body too
-        large, bad body). ``REQUEST_TIMEOUT`` bounds the whole exchange (connect, send, headers
-        and body); a body is read up to ``MAX_RESPONSE_BYTES`` and never held beyond.
+        large, bad body, ``redirect to <origin>``). ``REQUEST_TIMEOUT`` bounds the whole
+        exchange (connect, send, headers and body, and the redirects followed); a body is read
+        up to ``MAX_RESPONSE_BYTES`` and never held beyond.
         """
         payload = spec.json
         # bytes are sent as-is (Locust's annotation says str or dict; its client takes bytes)
@@ -177,12 +242,15 @@ class PanaceaAPIUser(FastHttpUser):
                         response.failure(content)
                         return None
                     return self._check_json(spec.name, response, content)
+                ctx = self.run_context
+                acceptable = status in ctx.settings.acceptable_status_codes
+                if 300 <= status < 400 and not acceptable:
+                    return self._redirected(spec, response, body, extra)
                 deadline.stop()
                 raw = response._response
                 if raw is not None:
                     raw.release()  # this body is not read: its connection is kept only if done
-                ctx = self.run_context
-                if status in ctx.settings.acceptable_status_codes:
+                if acceptable:
                     response.success()
                     ctx.tally.acceptable_response(spec.name, status)
                     return None
@@ -199,6 +267,73 @@ class PanaceaAPIUser(FastHttpUser):
             raise
         finally:
             deadline.stop()  # on the way out of an exception (the user being stopped)
+
+    def _redirected(self, spec: RequestSpec, response: Any, body: Any, extra: Any) -> Any:
+        """A 3xx answer to ``spec`` (``response``, the request's with-block): a failure naming
+        where it pointed, or, with ``FOLLOW_REDIRECTS=same-origin`` and a ``Location`` within
+        the target's origin, followed (307/308 with the method and the body, 301/302/303 for a
+        GET or HEAD only) up to ``MAX_REDIRECTS`` times, the last answer classified as any.
+        One request in the statistics, timed over every hop, within the one deadline. Nothing
+        is ever sent to another origin."""
+        deadline, meta = self._deadline, response.request_meta
+        acceptable = self.run_context.settings.acceptable_status_codes
+        answer, url, hops = response, meta["url"], 0
+        headers = {**_ACCEPT_ENCODING, **extra.get("headers", {})}
+        while True:  # ``answer`` is a 3xx that is not acceptable
+            status = answer.status_code or 0
+            found = answer.headers.get("location") if answer.headers is not None else None
+            target = redirect_target(url, found)
+            raw = answer._response
+            if raw is not None:
+                raw.release()  # the body of a redirect is not read
+            origin = origin_of(target) if target else None
+            reason = f"redirect to {origin}" if origin else "redirect"
+            if target is None or not (
+                self._follow and origin == self._origin and status in _FOLLOWED
+            ):
+                break
+            if status not in _KEEP_METHOD and spec.method not in ("GET", "HEAD"):
+                reason = f"{reason} ({status} would turn {spec.method} into GET)"
+                break
+            if hops == MAX_REDIRECTS:
+                reason = f"too many redirects (more than {MAX_REDIRECTS})"
+                break
+            hops += 1
+            started = perf_counter()
+            answer = self.client._send_request_safe_mode(
+                spec.method, target, payload=body if status in _KEEP_METHOD else None,
+                headers=headers,
+            )  # fmt: skip
+            meta["response_time"] += (perf_counter() - started) * 1000
+            url, status = target, answer.status_code or 0
+            if not 300 <= status < 400 or status in acceptable:  # the last answer
+                return self._after_redirects(spec, response, answer, status)
+        deadline.stop()
+        response.failure(reason)
+        return None
+
+    def _after_redirects(self, spec: RequestSpec, response: Any, answer: Any, status: int) -> Any:
+        """The last answer of followed redirects, classified as ``_make_request`` does the
+        first, and reported on ``response`` (the request's with-block)."""
+        deadline, ctx = self._deadline, self.run_context
+        if status == 200:
+            answer.request_meta = response.request_meta  # ``_read_body`` adds its time there
+            content = self._read_body(answer)
+            deadline.stop()
+            if isinstance(content, str):
+                response.failure(content)
+                return None
+            return self._check_json(spec.name, response, content)
+        deadline.stop()
+        raw = answer._response
+        if raw is not None:
+            raw.release()
+        if status in ctx.settings.acceptable_status_codes:
+            response.success()
+            ctx.tally.acceptable_response(spec.name, status)
+            return None
+        response.failure(failure_reason(status, getattr(answer, "error", None)))
+        return None
 
     def _read_body(self, response: Any) -> bytes | bytearray | str:
         """The body of a 200, decoded; or the failure reason when it could not be had."""

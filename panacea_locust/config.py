@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,7 +31,18 @@ class ConfigError(ValueError):
 
 _PATH_RE = re.compile(r"^/[A-Za-z0-9_./{}-]*$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token")
+#: the settings whose values are secrets: never shown, never written (``secrets.py`` scrubs
+#: them from every log record and from Locust's failure and exception lists)
+SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token")
+#: a secret goes into a header or a connection string as it is: printable ASCII, no whitespace
+#: (a token pasted with its trailing newline was refused by the HTTP client, in an error message
+#: that quoted it into every output)
+_SECRET_RE = re.compile(r"[\x21-\x7e]*")
+SECRET_RULE = "must be printable ASCII without whitespace (no spaces, tabs or line breaks)"
+#: ``FOLLOW_REDIRECTS``: ``none`` (a 3xx is a failure) or ``same-origin`` (followed only within
+#: the target's scheme, host and port)
+FollowRedirects = Literal["none", "same-origin"]
+FOLLOW_REDIRECTS_CHOICES: tuple[FollowRedirects, ...] = ("none", "same-origin")
 #: database, table and column names (the contract's reference schema by default): backquoted
 #: in SQL, and plain identifiers
 CLICKHOUSE_IDENTIFIER_FIELDS = tuple(v.lower() for v in SCHEMA_VARIABLES.values())
@@ -73,6 +84,9 @@ class Settings(BaseSettings):
     max_schedule_lag_s: Seconds = 1.0
     #: a W3C ``traceparent`` on every request, and each endpoint's slowest by trace id
     trace_context: bool = False
+    #: ``none``: a 3xx answer fails as ``redirect to <origin>``; ``same-origin``: followed
+    #: within the target's origin only (``base_user.MAX_REDIRECTS`` hops at most)
+    follow_redirects: FollowRedirects = "none"
     #: the largest response body a user reads (bytes, after decompression): a larger one fails
     #: as ``body too large`` without being held; a user holds at most this much at a time
     max_response_bytes: Annotated[int, Field(ge=BODY_LIMIT_MIN, le=BODY_LIMIT_MAX)] = (
@@ -185,6 +199,21 @@ class Settings(BaseSettings):
         if 401 in value:
             raise ValueError("must not include 401: a missing or bad token is always a failure")
         return value
+
+    @field_validator(*SECRET_FIELDS)
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_RE.fullmatch(value.get_secret_value()):
+            raise ValueError(SECRET_RULE)  # the message names the rule, never the value
+        return value
+
+    @field_validator("follow_redirects", mode="before")
+    @classmethod
+    def _check_follow_redirects(cls, value: Any) -> Any:
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in FOLLOW_REDIRECTS_CHOICES:
+            raise ValueError("must be none or same-origin")
+        return text
 
     @field_validator("results_dir", "slo_file")
     @classmethod
@@ -307,7 +336,7 @@ class Settings(BaseSettings):
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if name in _SECRET_FIELDS:
+            if name in SECRET_FIELDS:
                 value = "***" if value is not None and value.get_secret_value() else None
             elif isinstance(value, frozenset):
                 value = sorted(value)
@@ -326,7 +355,7 @@ SHOWN_CHARS = 80
 
 
 def _show(field: str, value: Any) -> str:
-    if field in _SECRET_FIELDS:
+    if field in SECRET_FIELDS:
         return "'***'"
     text = value if isinstance(value, str) else str(value)
     if len(text) > SHOWN_CHARS:

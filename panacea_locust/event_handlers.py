@@ -72,6 +72,7 @@ from panacea_locust.report.summary import (
 )
 from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
+from panacea_locust.secrets import install as install_scrubbing
 from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
 from panacea_locust.user_index import IndexAllocator
 from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE, decide
@@ -206,6 +207,11 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         "--max-users", type=int, default=None,
         help="Open model: virtual users that serve the arrivals (default LOCUST_MAX_USERS).",
     )  # fmt: skip
+    group.add_argument(
+        "--follow-redirects", choices=("none", "same-origin"), default=None,
+        help="none: a 3xx answer is a failure; same-origin: follow it within the target's "
+        "scheme, host and port only [FOLLOW_REDIRECTS; default none].",
+    )  # fmt: skip
     add_shape_arguments(parser)
 
 
@@ -215,6 +221,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     """Locust sets up an environment: tune this process, then give the environment its run."""
     gc_tuning.GcTuning.install(environment)
     inspect_warmup.warm_inspect_caches()
+    install_scrubbing(environment, get_settings())  # secrets out of logs, failures, exceptions
     PanaceaRun(environment)
 
 

@@ -193,3 +193,64 @@ def test_max_response_bytes_outside_1_kb_to_1_gb_is_refused(
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert str(info.value) == f"invalid setting MAX_RESPONSE_BYTES='{value}': {rule}"
+
+
+# --- secrets: printable ASCII without whitespace, refused without a trace of the value -------
+@pytest.mark.parametrize("variable", ["PANACEA_AUTH_TOKEN", "CLICKHOUSE_PASSWORD"])
+@pytest.mark.parametrize(
+    "value",
+    ["Sekr1t-tok3n-value\n", "Sekr1t-tok3n-value\r\n", "Sekr1t tok3n value", "\tSekr1t-tok3n",
+     "Sekr1t-tök3n-value", "Sekr1t-tok3n\x00value", "Sekr1t-tok3n\x7fvalue"],
+    ids=["LF", "CRLF", "space", "tab", "non-ASCII", "NUL", "DEL"],
+)  # fmt: skip
+def test_a_secret_that_is_not_printable_ascii_is_refused_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """The finding: a token with its trailing newline ended up quoted in every output."""
+    overrides = {}
+    if "\x00" in value:  # no environment variable can hold a NUL
+        overrides[variable] = value
+    else:
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(overrides)
+    message = str(info.value)
+    assert message == (
+        f"invalid setting {variable}='***': must be printable ASCII without whitespace "
+        "(no spaces, tabs or line breaks)"
+    )
+    # not even partly: no 4 consecutive characters of the value
+    assert [value[i : i + 4] for i in range(len(value) - 3) if value[i : i + 4] in message] == []
+
+
+def test_printable_secrets_and_an_empty_password_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "".join(chr(c) for c in range(0x21, 0x7F))  # every printable ASCII character
+    monkeypatch.setenv("PANACEA_AUTH_TOKEN", token)
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", "")
+    s = load_settings()
+    assert s.panacea_auth_token is not None
+    assert s.panacea_auth_token.get_secret_value() == token
+    assert s.clickhouse_password.get_secret_value() == ""
+
+
+# --- FOLLOW_REDIRECTS ------------------------------------------------------------------------
+def test_follow_redirects_is_none_by_default_and_reads_same_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().follow_redirects == "none"
+    monkeypatch.setenv("FOLLOW_REDIRECTS", " Same-Origin ")
+    assert load_settings().follow_redirects == "same-origin"
+    assert load_settings().masked()["FOLLOW_REDIRECTS"] == "same-origin"
+
+
+@pytest.mark.parametrize("value", ["all", "true", "yes", "", "same_origin"])
+def test_follow_redirects_other_than_none_or_same_origin_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("FOLLOW_REDIRECTS", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    rule = "must be none or same-origin"
+    assert str(info.value) == f"invalid setting FOLLOW_REDIRECTS={value!r}: {rule}"

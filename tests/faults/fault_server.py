@@ -32,11 +32,25 @@ every endpoint; a path naming no mode gets ``server.default_mode``. The modes:
     the ``ok`` body gzip-compressed; 8 KB of gzip that inflates to 8 MB of valid-looking JSON.
 ``5xx`` / ``429`` / ``html-200``
     503 with a JSON body; 429 with ``Retry-After``; 200 with an HTML body.
+``redirect-301`` / ``-302`` / ``-303`` / ``-307`` / ``-308``
+    that status with ``Location: <redirect_to><rest of the path>``. ``redirect_to`` is the
+    server's own ``url_for("ok")`` unless a test sets it: another ``FaultServer``'s URL (another
+    origin: a different port on 127.0.0.1), a path (a relative ``Location``), or anything else.
+``redirect-no-location``
+    302 without a ``Location``.
+``redirect-loop``
+    302 to the very same URL, forever.
+``echo-secret``
+    a target that quotes what it was sent: 200 whose ``Content-Encoding`` and ``X-Echo`` headers
+    and body repeat the request's ``Authorization`` header (a client that puts an unknown
+    encoding into its failure message would print the token).
 
 Every request is counted per mode (:class:`ModeCounts`): ``started`` when the request has been
 read, ``completed`` when the mode's behaviour has been carried out in full (an answer sent, a
 fault delivered), ``aborted`` when it was cut short: the client closed the connection (a write
-failed, or a hung connection became readable at its end) or the server stopped.
+failed, or a hung connection became readable at its end) or the server stopped. Every request
+is also kept whole (:class:`Received`: method, path, headers, body), so a test can say what a
+server was sent, or that it was sent nothing.
 
 Every loop is bounded in time: by :meth:`FaultServer.stop` (which wakes hung handlers and
 closes every open connection) and, should a test forget to stop it, by ``lifetime`` seconds.
@@ -80,6 +94,14 @@ MODES = (
     "5xx",
     "429",
     "html-200",
+    "redirect-301",
+    "redirect-302",
+    "redirect-303",
+    "redirect-307",
+    "redirect-308",
+    "redirect-no-location",
+    "redirect-loop",
+    "echo-secret",
 )
 HUGE_BYTES = 50 * 1024 * 1024
 TRUNCATE_DECLARED, TRUNCATE_SENT = 1000, 100
@@ -120,6 +142,16 @@ class ModeCounts:
     aborted: int = 0
 
 
+@dataclass(frozen=True)
+class Received:
+    """One request as the server read it."""
+
+    method: str
+    path: str  #: as sent, mode segment included
+    headers: dict[str, str]  #: names lowercased
+    body: bytes
+
+
 class _Aborted(Exception):
     """The client went away, or the server is stopping: the handler ends its response."""
 
@@ -154,10 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        body = self.rfile.read(length) if length else b""
         srv = self.server.owner
         srv.note_traceparent(self.headers.get("traceparent"))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        srv.note_request(Received(self.command, self.path, headers, body))
         mode, self.rest = srv.route(self.path)
         if mode == "hang-every-n":
             mode = "hang" if srv.next_is_hang() else "ok"
@@ -221,6 +254,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _html_200(self) -> None:
         self._answer(200, b"<html><body>maintenance</body></html>", "text/html")
+
+    def _redirect(self, status: int) -> None:
+        location = self.server.owner.redirect_to + self.rest
+        self._answer(status, b"", "text/plain", Location=location)
+
+    _redirect_301 = functools.partialmethod(_redirect, 301)
+    _redirect_302 = functools.partialmethod(_redirect, 302)
+    _redirect_303 = functools.partialmethod(_redirect, 303)
+    _redirect_307 = functools.partialmethod(_redirect, 307)
+    _redirect_308 = functools.partialmethod(_redirect, 308)
+
+    def _redirect_no_location(self) -> None:
+        self._answer(302, b"", "text/plain")
+
+    def _redirect_loop(self) -> None:
+        self._answer(302, b"", "text/plain", Location=self.path)
+
+    def _echo_secret(self) -> None:
+        said = self.headers.get("Authorization") or ""
+        body = json.dumps({"detail": f"bad credentials: {said}"}).encode()
+        self._answer(200, body, "application/json", **{"Content-Encoding": said, "X-Echo": said})
 
     def _hang(self) -> None:
         """Never answer: wait until the client closes its end or the server stops."""
@@ -362,6 +416,10 @@ class FaultServer:
         self._thread: threading.Thread | None = None
         #: every request's ``traceparent`` header (None when it had none), in arrival order
         self.traceparents: list[str | None] = []
+        #: every request, whole, in arrival order
+        self.received: list[Received] = []
+        #: where the ``redirect-*`` modes send a client (the rest of the path is appended)
+        self.redirect_to = ""
         self.leftover_threads = 0  #: handler threads still alive after ``stop``'s time limit
 
     # --- life ----------------------------------------------------------------------------------
@@ -372,6 +430,8 @@ class FaultServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+        if not self.redirect_to:
+            self.redirect_to = self.url_for("ok")
         return self
 
     def stop(self, join_timeout: float = 5.0) -> None:
@@ -437,6 +497,10 @@ class FaultServer:
     def note_traceparent(self, value: str | None) -> None:
         with self._lock:
             self.traceparents.append(value)
+
+    def note_request(self, request: Received) -> None:
+        with self._lock:
+            self.received.append(request)
 
     def count(self, mode: str, what: str) -> None:
         with self._lock:
