@@ -790,8 +790,10 @@ class PanaceaRun:
     def _stop_arrivals(self) -> None:
         if self._schedule_started and not self._schedule_ended:
             self._schedule_ended = time.monotonic()
+        current = gevent.getcurrent()
         for greenlet in self._arrival_greenlets:
-            greenlet.kill(block=False)
+            if greenlet is not current:  # the stages' end is what stops the run: let it
+                greenlet.kill(block=False)
         self._arrival_greenlets = []
         if self.arrivals is not None:
             self.arrivals.close()

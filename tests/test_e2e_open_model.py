@@ -118,3 +118,25 @@ def test_a_bad_rate_stops_before_any_request(api: ReferenceAPIProcess, tmp_path:
     assert run.returncode == 2
     assert "stage 2 'oops' is not RATE:DURATION" in run.stderr and "Traceback" not in run.stderr
     assert api.stats()["total"] == 0 and run.run_dir is None
+
+
+def test_stepping_the_rate_finds_the_knee_of_an_api_with_a_capacity(tmp_path: Path) -> None:
+    """The embedded reference API works on 2 requests at once, 100 ms each (20 a second):
+    5 a second holds the SLO, 60 a second breaks it, and ``capacity`` says so."""
+    slo = tmp_path / "slo.toml"
+    slo.write_text("[total]\np95_ms = 500\nmin_tail_samples = 1\n")
+    run = run_panacea(
+        ["--arrival-stages", "5:6s,60:6s", "--max-users", "60", "--slo", str(slo),
+         "--reference-api-args",
+         "--latency off --slow-rate 1 --slow-ms 100 --max-concurrency 2"],
+        cwd=tmp_path, env=clean_env(), timeout=180,
+    )  # fmt: skip
+    summary = run.summary()
+    assert run.returncode in (3, 4), run.stderr[-3000:]
+    first, second = summary["stages"]
+    assert first["target_rps"] == 5 and second["target_rps"] == 60
+    assert first["slo"]["status"] == "held", first
+    assert second["slo"]["status"] == "broke", second
+    capacity = summary["capacity"]
+    assert capacity["held"]["index"] == 1 and capacity["broke"]["index"] == 2, capacity
+    assert "5 req/s" in capacity["text"] and "60 req/s" in capacity["text"]
