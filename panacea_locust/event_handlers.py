@@ -858,7 +858,9 @@ class PanaceaRun:
         if self._quitting:
             return  # already shutting down: the results are on their way
         if runner is not None and runner.state in (STATE_CLEANUP, STATE_STOPPING):
+            # already stopping: give it its grace, then make sure the process ends anyway
             logger.warning("panacea-locust: %s: the run is already stopping", name)
+            gevent.spawn_later(self.environment.stop_timeout, self._stop_now, name)
             return
         if state.started_at is not None and not state.written:
             state.interrupted = {
