@@ -12,7 +12,6 @@ added, since Locust would only warn that it ignores them. Options the user gave 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import signal
 import socket
@@ -25,7 +24,7 @@ from types import FrameType
 import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
 from panacea_locust.open_model.schedule import PROCESSES, ScheduleError, open_plan_of
-from panacea_locust.reference_api.launcher import die_with_parent
+from panacea_locust.reference_api.launcher import parent_death_hook
 from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE
 from panacea_locust.verdict.results import create_run_dir, unwritable
 from panacea_locust.verdict.stages import parse_stages
@@ -293,14 +292,14 @@ def _master_port(extra: list[str]) -> list[str]:
 def _run_child(cmd: list[str], env: dict[str, str]) -> int:
     """Run locust in its own session; each Ctrl-C and SIGTERM is passed on to it once (the
     first stops the run, a second stops it at once). Should this process die, Linux sends
-    the child SIGTERM (``die_with_parent``), so it never runs on orphaned.
+    the child SIGTERM (``parent_death_hook``), so it never runs on orphaned.
 
     Its own session keeps a terminal's Ctrl-C from reaching it twice (once from the terminal,
     once from us). A SIGINT ignored at start (a shell's background job) stays ignored.
     """
     child = subprocess.Popen(
         cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=functools.partial(die_with_parent, os.getpid()),
+        preexec_fn=parent_death_hook(),
     )  # fmt: skip
 
     def forward(signum: int, _frame: FrameType | None) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import ctypes.util
-import functools
 import hashlib
 import json
 import os
@@ -32,25 +30,26 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1  #: prctl(2)
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """In a child before ``exec`` (``preexec_fn=partial(die_with_parent, os.getpid())``):
-    Linux sends it SIGTERM when its parent dies, so a killed ``panacea-locust run`` leaves
-    neither its Locust nor its API running. Elsewhere a no-op (the parent's own handlers
-    still stop them on a clean exit)."""
+def parent_death_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` (built in the parent) after which Linux sends the child SIGTERM when
+    its parent dies, so a killed ``panacea-locust run`` leaves no Locust running; None where
+    there is no such thing (the parent's own handlers still stop the child on a clean exit).
+
+    ``prctl`` is looked up here, in the parent: between ``fork`` and ``exec`` the child may
+    only make plain system calls (looking up a library there runs subprocesses, which can
+    deadlock on a lock another thread of the parent held when it forked).
+    """
     if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
 
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
 
-def _child_setup(parent_pid: int, extra: Callable[[], None] | None) -> None:
-    """In the child before ``exec``: die with the parent, then the caller's own set-up (a test
-    lowering ``RLIMIT_NOFILE``, say)."""
-    die_with_parent(parent_pid)
-    if extra is not None:
-        extra()
+    return hook
 
 
 def _shutdown_grace(args: Sequence[str]) -> float:
@@ -145,7 +144,7 @@ class ReferenceAPIProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            preexec_fn=functools.partial(_child_setup, os.getpid(), self.preexec_fn),
+            preexec_fn=self.preexec_fn,  # the server stops with us itself (--exit-with-parent)
         )
         atexit.register(self.stop)
         self._reader = threading.Thread(target=self._read, name="reference-api-output", daemon=True)
