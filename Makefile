@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml requirements.txt
 
 install: $(STAMP)
 
+# always the embedded reference API on loopback, whatever PANACEA_HOST a shell exported
 demo: install
-	$(BIN)/panacea-locust run --scenario smoke
+	env -u PANACEA_HOST $(BIN)/panacea-locust run --scenario smoke
 
 clickhouse:
 	bash scripts/install-clickhouse.sh

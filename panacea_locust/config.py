@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     # --- target and run -------------------------------------------------------------------
     panacea_host: str | None = None
     panacea_auth_token: SecretStr | None = None
+    #: hosts a run may target at all (patterns ``host`` or ``host:port``, wildcards); empty:
+    #: any host
+    panacea_allowed_hosts: str | None = None
+    #: hosts a run may target only with ``--confirm-host`` and at most PROTECTED_MAX_USERS
+    panacea_protected_hosts: str | None = None
+    protected_max_users: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 10
     locust_min_users: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 1
     locust_max_users: Count = 100
     locust_spawn_rate: Rate = 2.0

@@ -74,6 +74,7 @@ from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
 from panacea_locust.secrets import install as install_scrubbing
 from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
+from panacea_locust.target_guard import TargetRefused, check_target
 from panacea_locust.user_index import IndexAllocator
 from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE, decide
 from panacea_locust.verdict.health import (
@@ -206,6 +207,10 @@ def _add_arguments(parser: Any, **_: Any) -> None:
     group.add_argument(
         "--max-users", type=int, default=None,
         help="Open model: virtual users that serve the arrivals (default LOCUST_MAX_USERS).",
+    )  # fmt: skip
+    group.add_argument(
+        "--confirm-host", type=str, default="",
+        help="Repeat the target's host[:port] to run against a PANACEA_PROTECTED_HOSTS host.",
     )  # fmt: skip
     group.add_argument(
         "--follow-redirects", choices=("none", "same-origin"), default=None,
@@ -356,6 +361,8 @@ class PanaceaRun:
                 f"the load shape peaks at {shape_peak} users, above LOCUST_MAX_USERS "
                 f"({ctx.settings.locust_max_users}); raise LOCUST_MAX_USERS to run more users"
             )
+        if not isinstance(runner, WorkerRunner) and environment.host:
+            self._guard_target(shape_peak)
         if not isinstance(runner, WorkerRunner):
             from_option = getattr(options, "slo_file", "") if options else ""
             slo_path = from_option or ctx.settings.slo_file
@@ -381,6 +388,23 @@ class PanaceaRun:
             environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
         )  # fmt: skip
         logger.debug("effective configuration: %s", ctx.settings.masked())
+
+    def _guard_target(self, shape_peak: int) -> None:
+        """Exit 2 before any request when the target is outside PANACEA_ALLOWED_HOSTS, or is
+        a protected host not confirmed with --confirm-host or asked for too many users."""
+        environment, settings = self.environment, self.context.settings
+        options = environment.parsed_options
+        users = getattr(options, "num_users", None) if options else None
+        peak = max(users or 1, shape_peak, self.open_plan.max_users if self.open_plan else 0)
+        try:
+            check_target(
+                environment.host or "", settings.panacea_allowed_hosts,
+                settings.panacea_protected_hosts,
+                getattr(options, "confirm_host", "") if options else "", peak,
+                settings.protected_max_users,
+            )  # fmt: skip
+        except TargetRefused as err:
+            _fail_start(str(err))
 
     def _check_results_writable(self) -> None:
         """Exit 6 before any request when the results could not be written: a full disk, a

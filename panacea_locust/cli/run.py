@@ -25,6 +25,7 @@ import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
 from panacea_locust.open_model.schedule import PROCESSES, ScheduleError, open_plan_of
 from panacea_locust.reference_api.launcher import parent_death_hook
+from panacea_locust.target_guard import TargetRefused, check_target
 from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE
 from panacea_locust.verdict.results import create_run_dir, unwritable
 from panacea_locust.verdict.stages import parse_stages
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--slo",
         help="thresholds file (default: SLO_FILE, else the scenario's slo-file, else ./slo.toml)",
+    )
+    parser.add_argument(
+        "--confirm-host",
+        metavar="HOST[:PORT]",
+        help="repeat the target's host to run against a PANACEA_PROTECTED_HOSTS host",
     )
     parser.add_argument(
         "--target-version", help="build or version of the API under test (TARGET_VERSION)"
@@ -205,7 +211,20 @@ def main(argv: list[str]) -> int:
             raise FileNotFoundError(f"--slo {slo}: no such file")
         if slo is not None:  # judged now: a bad file must leave nothing on disk
             load_slo(slo, settings.endpoint_names())
-    except (ConfigError, ValueError, FileNotFoundError, SLOError, ScheduleError) as err:
+        host = args.host or settings.panacea_host
+        if host:  # refused here, before any folder or process: the same check Locust makes
+            stage_peak = (
+                max(stage.users for stage in parse_stages(args.stages, source="--stages"))
+                if args.stages else 0
+            )  # fmt: skip
+            peak = max(args.users or 0, stage_peak, plan.max_users if plan else 0, 1)
+            check_target(
+                host, settings.panacea_allowed_hosts, settings.panacea_protected_hosts,
+                args.confirm_host, peak, settings.protected_max_users,
+            )  # fmt: skip
+    except (
+        ConfigError, ValueError, FileNotFoundError, SLOError, ScheduleError, TargetRefused
+    ) as err:  # fmt: skip
         print(f"panacea-locust run: {err}", file=sys.stderr)
         return 2
 
@@ -244,6 +263,7 @@ def main(argv: list[str]) -> int:
     if args.processes:
         cmd += ["--processes", str(args.processes), *_master_port(extra)]
     cmd += ["--target-version", args.target_version] if args.target_version else []
+    cmd += ["--confirm-host", args.confirm_host] if args.confirm_host else []
     cmd += ["--description", args.description] if args.description else []
     if args.prometheus_port is not None:
         cmd += ["--prometheus-port", str(args.prometheus_port)]
@@ -251,7 +271,6 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
 
     reference = None
-    host = args.host or settings.panacea_host
     try:
         if host is None:
             from panacea_locust.reference_api.launcher import ReferenceAPIProcess
@@ -260,6 +279,10 @@ def main(argv: list[str]) -> int:
             reference = ReferenceAPIProcess(["--prewarm", *args.reference_api_args.split()])
             host = reference.start()
             print(f"panacea-locust run: reference API on {host}", file=sys.stderr)
+            if settings.panacea_allowed_hosts:  # the API we started ourselves, on loopback
+                allowed = f"{settings.panacea_allowed_hosts},{host.split('://', 1)[1]}"
+                env["PANACEA_ALLOWED_HOSTS"] = allowed
+        print(f"panacea-locust run: target {host}", file=sys.stderr)
         cmd += ["--host", host, *extra]
         return _run_child(cmd, env)
     except RuntimeError as err:
