@@ -24,7 +24,7 @@ from locust.exception import CatchResponseError
 
 from panacea_locust import __version__
 from panacea_locust.config import get_settings
-from panacea_locust.contract import ENDPOINTS
+from panacea_locust.contract import COSTLY_KEYS, ENDPOINTS
 from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
@@ -134,6 +134,7 @@ class PanaceaAPIUser(FastHttpUser):
 
     #: filled in by ``on_start``; class-level defaults keep type checkers informed
     run_context: RunContext  #: this user's run's (``PanaceaRun.of(self.environment)``)
+    _run: PanaceaRun
     index: int = -1
     pool: UserPool
     user_id: str = ""
@@ -155,7 +156,7 @@ class PanaceaAPIUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""
-        run = PanaceaRun.of(self.environment)
+        run = self._run = PanaceaRun.of(self.environment)
         ctx = self.run_context = run.context
         self.index = run.allocator.next_index()
         self.pool = UserPool.build(self.index, ctx.settings, ctx.pool_data)
@@ -188,9 +189,17 @@ class PanaceaAPIUser(FastHttpUser):
         self._origin = origin_of(self.client.base_url or "")
         ctx.tally.user_started(type(self).__name__, self.pool.session_from_database)
 
-    def call_endpoint(self, key: str) -> None:
-        """Build endpoint ``key``'s payload from this user's pool and send it."""
-        self._make_request(self._build(key, self.pool))
+    def call_endpoint(self, key: str, due: float | None = None) -> None:
+        """Build endpoint ``key``'s payload from this user's pool and send it (``due``: an
+        open-model arrival's due time). An AI request over ``AI_MAX_RPS`` is counted as
+        skipped instead of sent."""
+        spec = self._build(key, self.pool)
+        if key in COSTLY_KEYS:
+            cap = self._run.cost_cap
+            if cap is not None and not cap.allow(perf_counter()):
+                self.run_context.tally.costly_skipped[spec.name] += 1
+                return
+        self._make_request(spec, due)
 
     def _make_request(self, spec: RequestSpec, due: float | None = None) -> Any:
         """Send one request and classify its response; returns the JSON body on success.

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     #: hosts a run may target only with ``--confirm-host`` and at most PROTECTED_MAX_USERS
     panacea_protected_hosts: str | None = None
     protected_max_users: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 10
+    #: at most this many AI requests (ask-ai, report_summary) a second over the whole run;
+    #: those over it are skipped and counted, not sent (none: no cap)
+    ai_max_rps: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = None
     locust_min_users: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 1
     locust_max_users: Count = 100
     locust_spawn_rate: Rate = 2.0

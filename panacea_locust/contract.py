@@ -60,6 +60,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              _keys("sfdc_case_no", "paths")),
 )  # fmt: skip
 ENDPOINTS_BY_KEY: dict[str, Endpoint] = {e.key: e for e in ENDPOINTS}
+#: endpoints that may cost money per call on a real deployment (a model behind them): capped
+#: by ``AI_MAX_RPS``
+COSTLY_KEYS: frozenset[str] = frozenset({"AI_REPORT_SUMMARY", "AI_ASK_AI"})
 #: The one endpoint with a path parameter is routed by this prefix (the parameter follows it).
 PATH_PARAM_PREFIX = "/api/v1/log-bundle-paths/by-sfdc-case/"
 _BY_NAME: dict[str, Endpoint] = {

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
@@ -47,6 +47,7 @@ from locust.runners import (
 )
 
 from panacea_locust.config import Settings, get_settings
+from panacea_locust.cost_guard import RateCap
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
 from panacea_locust.open_model.dispatcher import ArrivalDispatcher
 from panacea_locust.open_model.schedule import (
@@ -118,8 +119,9 @@ USERS_SAMPLE_S = 1.0
 FORCED_EXIT_S = 5.0
 #: a worker that has heard no heartbeat from its master for this long stops (Locust waits 60 s)
 MASTER_LOST_S = 8.0
-#: the master's message giving a worker its share of an open-model run's rate
-ARRIVALS_MESSAGE = "panacea_arrivals"
+#: the master's message giving a worker its share of the run's rates (an open-model run's
+#: arrivals, AI_MAX_RPS), in proportion to the users it runs
+SHARE_MESSAGE = "panacea_share"
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
@@ -274,6 +276,10 @@ class PanaceaRun:
         #: open model, in a process that generates load: hands arrivals to idle users
         self.arrivals: ArrivalDispatcher | None = None
         self._schedule_started = 0.0  #: monotonic time the arrival schedule began
+        self._schedule_epoch: float | None = None  #: ... as wall-clock time, for the workers
+        #: AI_MAX_RPS in this process (its share of it on a worker); None without a cap
+        self.cost_cap: RateCap | None = None
+        self._share_loop: gevent.Greenlet | None = None
         self._schedule_ended = 0.0  #: ... and ended (the test stopping)
         self._arrival_greenlets: list[gevent.Greenlet] = []
         #: master: workers that joined and were lost during the test (``run.workers``)
@@ -314,7 +320,7 @@ class PanaceaRun:
         if runner is not None:
             self.allocator.install(runner)
         if isinstance(runner, WorkerRunner):
-            runner.register_message(ARRIVALS_MESSAGE, self._on_arrival_share)
+            runner.register_message(SHARE_MESSAGE, self._on_share)
             environment.events.heartbeat_received.add_listener(self._on_master_heartbeat)
             gevent.spawn(self._master_watchdog)
         if isinstance(runner, MasterRunner):
@@ -333,6 +339,12 @@ class PanaceaRun:
                 environment.user_classes = [*environment.user_classes, OpenUser]
             else:
                 self._open_model_set_up(OpenUser)
+        cap = ctx.settings.ai_max_rps
+        if cap is not None and not isinstance(runner, MasterRunner):
+            # a worker sends no AI request until the master gives it its share of the cap
+            self.cost_cap = RateCap(
+                0.0 if isinstance(runner, WorkerRunner) else cap, perf_counter()
+            )
         if not environment.stop_timeout:
             # a grace for the requests in flight when the run stops (Locust's default kills
             # them, and they vanished from the counts); on a master it reaches the workers
@@ -575,6 +587,7 @@ class PanaceaRun:
         state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
         state.exit_code, state.interrupted = None, None
         self._schedule_started = self._schedule_ended = 0.0
+        self._schedule_epoch = None
         self._install_signal_handlers()
         state.health, state.cpu_times_at_start = GeneratorHealth(), read_cpu_times()
         for greenlet in state.greenlets:
@@ -585,6 +598,12 @@ class PanaceaRun:
         if state.slo is not None and state.slo.abort_rules():
             state.greenlets.append(gevent.spawn(self._abort_monitor, state.slo))
         if isinstance(environment.runner, MasterRunner):
+            if self._share_loop is not None:
+                self._share_loop.kill(block=False)
+            self._share_loop = None
+            if self.open_plan is not None or ctx.settings.ai_max_rps is not None:
+                self._share_loop = gevent.spawn(self._assign_shares)
+                state.greenlets.append(self._share_loop)
             self.workers_lost = []
             self._stop_worker_watch()
             self._worker_watch = gevent.spawn(self._watch_workers)
@@ -724,10 +743,8 @@ class PanaceaRun:
         if plan is None or self._schedule_started:
             return
         self._schedule_started = time.monotonic()
-        t0_epoch = time.time()
-        if isinstance(runner, MasterRunner):
-            self._arrival_greenlets.append(gevent.spawn(self._assign_shares, t0_epoch))
-        elif self.arrivals is not None:
+        self._schedule_epoch = time.time()  # the share loop tells the workers (a master)
+        if self.arrivals is not None:
             seed = self.context.settings.seed
             self.arrivals.start(
                 ArrivalSchedule(plan.stages, plan.process, seed=seed), perf_counter()
@@ -736,29 +753,30 @@ class PanaceaRun:
         if runner is not None and math.isfinite(length):  # the stages' end is the run's end
             self._arrival_greenlets.append(gevent.spawn_later(length, runner.quit))
 
-    def _assign_shares(self, t0_epoch: float) -> None:
-        """Master: give each worker a share of the rate in proportion to the users it runs
-        (a worker without users gets none: its arrivals would only be dropped), again
-        whenever that changes: a worker joins, leaves or is given users (checked each second)."""
+    def _assign_shares(self) -> None:
+        """Master: give each worker a share of the run's rates in proportion to the users it
+        runs (a worker without users gets none: its arrivals would only be dropped), again
+        whenever that changes: a worker joins, leaves or is given users (checked each second),
+        or the arrivals begin."""
         runner = self.environment.runner
-        assigned: dict[str, float] = {}
+        assigned: tuple[dict[str, float], float | None] = ({}, None)
         while True:
             users = {
                 c.id: sum(c.user_classes_count.values())
                 for c in getattr(runner, "clients", {}).values()
                 if c.state not in ("missing", "stopped")
             }
-            shares = split_shares(users)
-            if shares and shares != assigned:
+            shares, t0_epoch = split_shares(users), self._schedule_epoch
+            if shares and (shares, t0_epoch) != assigned:
                 phase = 0.0
-                for client_id, share in sorted(shares.items()):
+                for index, (client_id, share) in enumerate(sorted(shares.items())):
                     message = {"share": share, "phase": phase, "t0_epoch": t0_epoch,
-                               "index": sorted(shares).index(client_id)}  # fmt: skip
-                    runner.send_message(ARRIVALS_MESSAGE, message, client_id)  # type: ignore[union-attr]
+                               "index": index}  # fmt: skip
+                    runner.send_message(SHARE_MESSAGE, message, client_id)  # type: ignore[union-attr]
                     phase += share
-                if assigned:
-                    logger.info("panacea-locust: the rate re-split over %d workers", len(shares))
-                assigned = shares
+                if assigned[0] and shares != assigned[0]:
+                    logger.info("panacea-locust: the rates re-split over %d workers", len(shares))
+                assigned = (shares, t0_epoch)
             gevent.sleep(1.0)
 
     def _worker_open_model(self) -> None:
@@ -773,27 +791,28 @@ class PanaceaRun:
         if plan is not None and self.arrivals is None:
             self._arrivals_on()
 
-    def _on_arrival_share(self, environment: Environment, msg: Any, **_: Any) -> None:
-        """Worker: the master's share of the rate for this worker (its index of ``count``)."""
-        options = environment.parsed_options
+    def _on_share(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: its share of the run's rates from the master: AI_MAX_RPS now, an open
+        model's arrivals once they have begun (``t0_epoch``)."""
+        share, phase = float(msg.data["share"]), float(msg.data["phase"])
+        if self.cost_cap is not None:
+            cap = self.context.settings.ai_max_rps or 0.0
+            self.cost_cap.set_rate(cap * share, perf_counter())
         try:
-            plan = open_plan(options, self.context.settings)
+            plan = open_plan(environment.parsed_options, self.context.settings)
         except ScheduleError as err:
             logger.error("panacea-locust: %s", err)
             return
-        if plan is None:
+        if plan is None or msg.data.get("t0_epoch") is None:
             return
         self.open_plan = plan
         if self.arrivals is None:
-            self.arrivals = ArrivalDispatcher(
-                self.context.tally, self.context.settings.max_schedule_lag_s
-            )
-            environment.events.request.add_listener(self._note_service)
-        share, phase = float(msg.data["share"]), float(msg.data["phase"])
-        index = int(msg.data.get("index", 0))
+            self._arrivals_on()
+        assert self.arrivals is not None
         if share <= 0:  # no users here: no arrivals either
             self.arrivals.stop_schedule()
             return
+        index = int(msg.data.get("index", 0))
         since = max(0.0, time.time() - float(msg.data["t0_epoch"]))
         seed = self.context.settings.seed
         schedule = ArrivalSchedule(
@@ -970,6 +989,7 @@ class PanaceaRun:
             "shape": shape_record(environment.shape_class),
             "workload": workload,
             "workers": self.workers_record(),
+            "cost_guard": cost_guard_record(ctx.settings.ai_max_rps, ctx.tally.costly_skipped),
             **run_metadata(environment.parsed_options),
         }
         if state.aborted:
@@ -1277,6 +1297,13 @@ def _locust_options(environment: Environment) -> dict[str, Any]:
         # its -t (which starts only after the shape) would misdescribe the run (run.shape)
         out.update(num_users=None, spawn_rate=None, run_time=None)
     return out
+
+
+def cost_guard_record(cap: float | None, skipped: Mapping[str, int]) -> dict[str, Any] | None:
+    """``run.cost_guard``: the AI cap and the requests it kept from being sent."""
+    if cap is None:
+        return None
+    return {"ai_max_rps": cap, "skipped": dict(skipped), "skipped_total": sum(skipped.values())}
 
 
 def open_plan(options: Any, settings: Settings) -> OpenPlan | None:

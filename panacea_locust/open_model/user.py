@@ -46,6 +46,6 @@ class OpenUser(PanaceaAPIUser):
         due = self._arrivals.take()
         try:
             key = self._rng.choices(self._keys, cum_weights=self._cum)[0]
-            self._make_request(self._build(key, self.pool), due=due)
+            self.call_endpoint(key, due)
         finally:
             self._arrivals.done()

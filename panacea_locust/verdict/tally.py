@@ -48,6 +48,8 @@ class RunTally:
         self.service = HistogramSet()
         self.arrivals = ArrivalCounts()
         self._arrival_peaks: dict[str, int] = {}  # process -> its highest busy-users peak
+        #: AI requests not sent because of AI_MAX_RPS, per request name
+        self.costly_skipped: Counter[str] = Counter()
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
         #: a local process's timeline: its acceptable responses count in the current interval
         #: too (the request listener records the times); None on workers and masters
@@ -73,11 +75,13 @@ class RunTally:
             "slowest": self.slowest.drain_payload(),
             "service": self.service.drain_payload(),
             "arrivals": self.arrivals.drain() if self.arrivals.has_arrivals else None,
+            "costly_skipped": dict(self.costly_skipped),
             "data_sources": dict(self.data_sources),
         }
         self.users_by_type.clear()
         self.acceptable.clear()
         self.sessions.clear()
+        self.costly_skipped.clear()
         return report
 
     def merge(self, report: dict[str, Any], source: str = "") -> Delta:
@@ -95,6 +99,7 @@ class RunTally:
         self.failed.merge(delta.failed)
         self.slowest.merge_payload(report.get("slowest") or {})
         self.service.merge_payload(report.get("service") or {})
+        self.costly_skipped.update(report.get("costly_skipped") or {})
         if report.get("arrivals"):
             self.arrivals.merge(report["arrivals"], self._arrival_peaks, source)
         self.data_sources.update(report.get("data_sources", {}))
@@ -110,6 +115,7 @@ class RunTally:
         self.service = HistogramSet()
         self.arrivals = ArrivalCounts()
         self._arrival_peaks.clear()
+        self.costly_skipped.clear()
         self.acceptable.clear()
 
     def reset(self) -> None:
