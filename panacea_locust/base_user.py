@@ -20,7 +20,8 @@ from gevent import GreenletExit, get_hub, getcurrent
 from gevent import Timeout as GeventTimeout
 from geventhttpclient.response import HTTPParseError
 from locust import FastHttpUser, between
-from locust.exception import CatchResponseError
+from locust.exception import CatchResponseError, StopUser
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from panacea_locust import __version__
 from panacea_locust.config import get_settings
@@ -47,6 +48,8 @@ _READ_BLOCK = 64 * 1024  #: bytes asked of the socket per read while streaming a
 TOO_LARGE = "body too large"
 #: the failure of a request still in flight when its user was stopped (after the grace)
 UNFINISHED = "unfinished at stop"
+#: the runner is stopping the test: no new request may start
+_STOPPING = (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED)
 #: ``FOLLOW_REDIRECTS=same-origin``: the most redirects one request follows (then it fails as
 #: ``too many redirects``); a loop ends after this many, not after the client's 30
 MAX_REDIRECTS = 5
@@ -215,6 +218,11 @@ class PanaceaAPIUser(FastHttpUser):
         exchange (connect, send, headers and body, and the redirects followed); a body is read
         up to ``MAX_RESPONSE_BYTES`` and never held beyond.
         """
+        runner = self.environment.runner
+        if runner is not None and runner.state in _STOPPING:
+            # a user that was waiting when the stop began (Locust's kill of it is on its way,
+            # and would land in this request): send nothing more
+            raise StopUser()
         payload = spec.json
         # bytes are sent as-is (Locust's annotation says str or dict; its client takes bytes)
         body: Any = orjson.dumps(payload) if payload is not None else None

@@ -396,3 +396,19 @@ def test_a_rejected_slo_file_leaves_nothing_on_disk(tmp_path: Path, cli: str) ->
     assert proc.returncode == 2, err[-2000:]
     assert seen == 0 and "Traceback" not in err
     assert not (tmp_path / "results").exists(), list((tmp_path / "results").rglob("*"))
+
+
+def test_a_healthy_target_gets_no_unfinished_requests_at_the_end(tmp_path: Path) -> None:
+    """Users that were between requests when the run stopped must not start another: the
+    stop's kill, decided while they waited, reached them mid-request ("unfinished at stop"
+    on a healthy API, 1 to 2 in a run of 20 users, found by the end-to-end suite)."""
+    found = []
+    with FaultServer() as server:
+        for attempt in range(3):
+            cwd = tmp_path / str(attempt)
+            cwd.mkdir()
+            proc = locust(server.url_for("ok"), cwd, "-u", "40", "-r", "40", "-t", "2s")
+            err = finish(proc)
+            _, summary = summary_of(cwd, err)
+            found.append(summary["total"]["failures_by_reason"].get("unfinished at stop", 0))
+    assert found == [0, 0, 0]
