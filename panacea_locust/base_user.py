@@ -160,6 +160,8 @@ class PanaceaAPIUser(FastHttpUser):
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""
         run = self._run = PanaceaRun.of(self.environment)
+        if not run.may_run_users():  # a worker of another run's master: send nothing
+            raise StopUser()
         ctx = self.run_context = run.context
         self.index = run.allocator.next_index()
         self.pool = UserPool.build(self.index, ctx.settings, ctx.pool_data)

@@ -33,7 +33,7 @@ _PATH_RE = re.compile(r"^/[A-Za-z0-9_./{}-]*$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: the settings whose values are secrets: never shown, never written (``secrets.py`` scrubs
 #: them from every log record and from Locust's failure and exception lists)
-SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token")
+SECRET_FIELDS = ("clickhouse_password", "panacea_auth_token", "panacea_run_secret")
 #: a secret goes into a header or a connection string as it is: printable ASCII, no whitespace
 #: (a token pasted with its trailing newline was refused by the HTTP client, in an error message
 #: that quoted it into every output)
@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # --- target and run -------------------------------------------------------------------
     panacea_host: str | None = None
     panacea_auth_token: SecretStr | None = None
+    #: shared by a run's master and workers: a worker proves it knows it, and checks that
+    #: its master does, before any user runs (``panacea-locust run --processes`` sets one)
+    panacea_run_secret: Annotated[SecretStr, Field(min_length=16)] | None = None
     #: hosts a run may target at all (patterns ``host`` or ``host:port``, wildcards); empty:
     #: any host
     panacea_allowed_hosts: str | None = None

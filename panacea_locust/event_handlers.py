@@ -16,6 +16,7 @@ runs a loop-lag probe whose wake-ups end up in ``run.load_generator``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import logging
@@ -34,6 +35,7 @@ from types import FrameType, SimpleNamespace
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import User, events
 from locust.env import Environment
 from locust.event import EventHook
@@ -73,6 +75,7 @@ from panacea_locust.report.summary import (
 )
 from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
+from panacea_locust.run_secret import new_nonce, proof, valid
 from panacea_locust.secrets import install as install_scrubbing
 from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
 from panacea_locust.target_guard import TargetRefused, check_target
@@ -119,6 +122,11 @@ USERS_SAMPLE_S = 1.0
 FORCED_EXIT_S = 5.0
 #: a worker that has heard no heartbeat from its master for this long stops (Locust waits 60 s)
 MASTER_LOST_S = 8.0
+#: the run-secret handshake's messages (``run_secret.py``)
+READY, HELLO, PROOF, REFUSED = "panacea_ready", "panacea_hello", "panacea_proof", "panacea_refused"
+LEAVING = "panacea_leaving"
+#: seconds a user waits for its worker's handshake with the master before it gives up
+HANDSHAKE_WAIT_S = 10.0
 #: the master's message giving a worker its share of the run's rates (an open-model run's
 #: arrivals, AI_MAX_RPS), in proportion to the users it runs
 SHARE_MESSAGE = "panacea_share"
@@ -287,6 +295,13 @@ class PanaceaRun:
         self.workers_lost: list[dict[str, Any]] = []
         self._master_heard = 0.0  #: worker: monotonic time of the master's last heartbeat
         self._worker_watch: gevent.Greenlet | None = None
+        #: PANACEA_RUN_SECRET: master and workers prove they share it (``run_secret.py``)
+        self.run_secret: str | None = None
+        #: set once users may run here: at once without a secret or off a worker, else when
+        #: the master has proved it knows the secret; ``refused``: it did not
+        self.verified = gevent.event.Event()
+        self.refused = False
+        self._nonces: dict[str, str] = {}
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
         self._quitting = False  #: Locust's shutdown has begun
         setattr(environment, _ATTRIBUTE, self)
@@ -319,6 +334,18 @@ class PanaceaRun:
             environment.host = environment.host.rstrip("/")
         if runner is not None:
             self.allocator.install(runner)
+        secret = ctx.settings.panacea_run_secret
+        self.run_secret = secret.get_secret_value() if secret else None
+        if isinstance(runner, MasterRunner):
+            runner.register_message(READY, self._on_worker_ready)
+            runner.register_message(PROOF, self._on_worker_proof)
+            runner.register_message(LEAVING, self._on_worker_leaving)
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(HELLO, self._on_master_hello)
+            runner.register_message(REFUSED, self._on_refused)
+            runner.send_message(READY, None)  # the master's hello may come now
+        else:
+            self.verified.set()
         if isinstance(runner, WorkerRunner):
             runner.register_message(SHARE_MESSAGE, self._on_share)
             environment.events.heartbeat_received.add_listener(self._on_master_heartbeat)
@@ -648,6 +675,92 @@ class PanaceaRun:
         self._print_report()
 
     # --- the workers of a distributed run ------------------------------------------------------
+    def _on_worker_ready(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Master: a worker is set up; prove this run's secret to it and ask for its proof."""
+        if self.run_secret is None:
+            return
+        nonce = new_nonce()
+        self._nonces[msg.node_id] = nonce
+        data = {"nonce": nonce, "proof": proof(self.run_secret, "master", nonce)}
+        runner = environment.runner
+        if runner is not None:
+            runner.send_message(HELLO, data, msg.node_id)
+
+    def _on_worker_proof(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Master: a worker that cannot prove the run's secret is sent away."""
+        nonce = self._nonces.pop(msg.node_id, None)
+        if self.run_secret is None or nonce is None:
+            return
+        if not valid(self.run_secret, "worker", nonce, (msg.data or {}).get("proof")):
+            logger.warning(
+                "panacea-locust: refused worker %s: it does not share this run's "
+                "PANACEA_RUN_SECRET", msg.node_id,
+            )  # fmt: skip
+            runner = environment.runner
+            if runner is not None:
+                runner.send_message(REFUSED, None, msg.node_id)
+
+    def _on_worker_leaving(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Master: a worker of another run is leaving: forget it now, so the run neither
+        waits for it nor gives it users (Locust would notice only when its heartbeats stop;
+        its own quit message would make a headless master quit before the test)."""
+        runner = environment.runner
+        if not isinstance(runner, MasterRunner) or msg.node_id not in runner.clients:
+            return
+        clients = runner.clients
+        client = clients[msg.node_id]
+        del clients[msg.node_id]
+        dispatcher = getattr(runner, "_users_dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.remove_worker(client)
+            if runner.state in (STATE_SPAWNING, STATE_RUNNING) and runner.worker_count > 0:
+                runner.start(runner.target_user_count, runner.spawn_rate)
+        logger.warning("panacea-locust: worker %s left: it is not of this run", msg.node_id)
+
+    def _on_master_hello(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: check the master's proof (another run's master cannot make it), then give
+        ours. Without a secret here a master with one refuses us."""
+        data = msg.data or {}
+        nonce = str(data.get("nonce", ""))
+        runner = environment.runner
+        if self.run_secret is None:
+            if runner is not None:
+                runner.send_message(PROOF, {"proof": None})
+            return
+        if not valid(self.run_secret, "master", nonce, data.get("proof")):
+            self._leave("its master is not of this run (PANACEA_RUN_SECRET differs)")
+            return
+        if runner is not None:
+            runner.send_message(PROOF, {"proof": proof(self.run_secret, "worker", nonce)})
+        self.verified.set()
+
+    def _on_refused(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self._leave("its master refused it (PANACEA_RUN_SECRET differs or is missing)")
+
+    def _leave(self, why: str) -> None:
+        """Worker: no user of this process runs, and the process exits (code 2) without the
+        goodbye Locust's quit sends: a headless master that hears its last worker quit
+        before the test quits too, which would end the run this worker was not part of."""
+        logger.error("panacea-locust: this worker leaves: %s", why)
+        self.refused = True
+        self.verified.set()
+        runner = self.environment.runner
+        if runner is not None:
+            with contextlib.suppress(Exception):  # best effort: the master may be gone
+                runner.send_message(LEAVING, None)
+                gevent.sleep(0.2)  # let the message leave before the process does
+        logging.shutdown()
+        os._exit(2)
+
+    def may_run_users(self) -> bool:
+        """Worker with a secret: wait (a user's ``on_start``) until the master has proved the
+        run's secret; False when it did not, or not within ``HANDSHAKE_WAIT_S``."""
+        if self.run_secret is None and not self.refused:
+            return True
+        if not self.verified.wait(HANDSHAKE_WAIT_S):
+            self._leave(f"no handshake with the master within {HANDSHAKE_WAIT_S:g} s")
+        return not self.refused
+
     def _on_worker_connect(self, client_id: str, **_: Any) -> None:
         at = time.monotonic() - self.state.started_monotonic if self.state.started_at else 0.0
         self.workers_joined.append({"id": client_id, "at_s": round(max(0.0, at), 3)})

@@ -680,3 +680,48 @@ def test_workers_stop_soon_after_losing_their_master(
     before = api.stats()["total"]
     time.sleep(1.0)
     assert api.stats()["total"] == before  # nothing more reached the target
+
+
+def test_a_worker_of_another_run_is_refused_and_sends_nothing(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """The finding: a second run's workers joined the first run's master and sent their own
+    token to its target. Here the other run's worker connects first: it learns that the
+    master is not of its run and leaves before any user starts; the run goes on with its own
+    worker."""
+    port = _free_port()
+    own = clean_env(PANACEA_RUN_SECRET="run-a-secret-0123456789", **FAST_WAITS)
+    other = clean_env(PANACEA_RUN_SECRET="run-b-secret-0123456789", **FAST_WAITS)
+    master = subprocess.Popen(
+        [*LOCUST, "--master", "--headless", "--host", api.url, "-u", "4", "-r", "4", "-t", "4s",
+         "--expect-workers", "1", "--master-bind-host", "127.0.0.1",
+         "--master-bind-port", str(port)],
+        cwd=tmp_path, env=own, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker_cmd = [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir()
+    foreign = subprocess.Popen(worker_cmd, cwd=tmp_path / "b", env=other, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        _, foreign_err = foreign.communicate(timeout=30)
+        assert "this worker leaves: its master is not of this run" in foreign_err
+        assert foreign.returncode == 2
+        ours = subprocess.Popen(worker_cmd, cwd=tmp_path / "a", env=own, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        _, err = master.communicate(timeout=90)
+        ours.wait(timeout=30)
+    finally:
+        for p in (master, foreign):
+            if p.poll() is None:
+                p.kill()
+    assert master.returncode == 0, err[-3000:]
+    assert "left: it is not of this run" in err
+    stats = api.stats()
+    assert stats["distinct_sessions"] == 4  # only this run's four users ever sent anything
+    (run_dir,) = run_dirs(tmp_path / "results")
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert sum(summary["run"]["users"].values()) == 4
+    assert summary["total"]["requests"] == stats["total"]

@@ -47,6 +47,7 @@ PURE = (
     "panacea_locust.secrets",
     "panacea_locust.target_guard",
     "panacea_locust.cost_guard",
+    "panacea_locust.run_secret",
     "panacea_locust.report.junit",
     "panacea_locust.report.history",
     "panacea_locust.observability.metrics",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -269,6 +270,8 @@ def main(argv: list[str]) -> int:
         cmd += ["--prometheus-port", str(args.prometheus_port)]
     cmd += [] if args.quiet else ["--progress"]
     env = dict(os.environ, PANACEA_RUN_DIR=str(run_dir))
+    if args.processes:  # this run's master and workers prove it to each other
+        env.setdefault("PANACEA_RUN_SECRET", secrets.token_hex(16))
 
     reference = None
     try:
