@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -250,11 +251,14 @@ def start_locust(
     warmup: float = 1.0,
     samples: bool = False,
     extra: Sequence[str] = (),
+    also: Sequence[Path] = (),
 ) -> LocustProcess:
-    """Start ``locust -f locustfile,meter.py --headless`` pinned to ``cpu``; returns at once."""
+    """Start ``locust -f locustfile,meter.py --headless`` pinned to ``cpu``; returns at once.
+    ``also``: more locustfiles loaded with them (probes of a benchmark's own)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
     rate = spawn_rate if spawn_rate is not None else users
     files = f"{locustfile},{LOCUSTFILES / 'meter.py'}"
+    files += "".join(f",{f}" for f in also)
     cmd = [
         sys.executable,
         "-m",
@@ -436,3 +440,58 @@ def print_machine() -> None:
         f"machine: {m['cpus']} cores ({m['cpu_model']}), Python {m['python']}, "
         f"Locust {m['locust']}, load average {m['load_average']}"
     )
+
+
+def busy_ticks_per_cpu() -> list[int]:
+    """Per CPU, the clock ticks it has run anything so far (user, nice, system, irq, softirq:
+    ``/proc/stat``); empty where there is no ``/proc/stat``."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("cpu") and line[3:4].isdigit():
+                f = [int(x) for x in line.split()[1:8]]
+                out.append(f[0] + f[1] + f[2] + f[5] + f[6])
+    return out
+
+
+@dataclass
+class CoreSamples:
+    """(monotonic, busy ticks per CPU, CPU seconds of one process), every few tenths of a second,
+    noted by a thread of the benchmark (``core_samples``): how busy the load generator's core
+    was, and how much of that was not the load generator. On a shared machine other processes
+    take turns on a pinned core (``taskset`` keeps ours on it, not theirs off it), and that
+    time, unlike steal time, is not in the meter's figures."""
+
+    rows: list[tuple[float, list[int], float]] = field(default_factory=list)
+
+    def others(self, cpu: int | None, since: float, until: float) -> float:
+        """The share of ``cpu`` that processes other than the sampled one ran between two
+        monotonic times (from the samples nearest inside them); 0 when unknown."""
+        inside = [r for r in self.rows if since <= r[0] <= until]
+        if cpu is None or len(inside) < 2 or cpu >= len(inside[0][1]) or cpu >= len(inside[-1][1]):
+            return 0.0
+        (t0, busy0, own0), (t1, busy1, own1) = inside[0], inside[-1]
+        busy = (busy1[cpu] - busy0[cpu]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, (busy - (own1 - own0)) / (t1 - t0)) if t1 > t0 else 0.0
+
+
+@contextlib.contextmanager
+def core_samples(pid: int, every: float = 0.25) -> Iterator[CoreSamples]:
+    """``CoreSamples`` of process ``pid`` while inside (the thread stops on the way out)."""
+    samples = CoreSamples()
+    done = threading.Event()
+
+    def note() -> None:
+        while True:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                samples.rows.append((time.monotonic(), busy_ticks_per_cpu(), cpu_seconds(pid)))
+            if done.wait(every):
+                return
+
+    thread = threading.Thread(target=note, name="core-samples", daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        thread.join(2.0)

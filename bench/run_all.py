@@ -5,14 +5,17 @@
 2. memory: 1,000 and 5,000 framework users in one process (``bench_memory.py``);
 3. accuracy: reported p50 and p99 against what a target that answers after 50 ms really held
    each request (``bench_accuracy.py``);
-4. the reference API with its latency model off, on one core (``bench_reference_api.py``,
+4. the open model: the generator's one-core maximum at a set arrival rate, its achieved rate
+   and schedule lag below it, and a server with a capacity driven at 50 to 150 % of it, open
+   and closed, the intended-start p99 against the truth (``bench_open_model.py``);
+5. the reference API with its latency model off, on one core (``bench_reference_api.py``,
    run as it is).
 
 Everything runs on 127.0.0.1 and is stopped before the next part starts. The machine is
 printed first: the figures mean little without it. ``--quick`` runs short versions; ``--json``
 writes every figure to a file. Exit code 0 when every target is met, 1 otherwise.
 
-    python bench/run_all.py [--quick] [--json FILE] [--only throughput,memory,accuracy,reference]
+    python bench/run_all.py [--quick] [--json FILE] [--only throughput,memory,accuracy,open,...]
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from typing import Any
 
 import bench_accuracy
 import bench_memory
+import bench_open_model
 import bench_throughput
 from common import BENCH_DIR, clean_env, machine, median, print_machine
 
-PARTS = ("throughput", "memory", "accuracy", "reference")
+PARTS = ("throughput", "memory", "accuracy", "open", "reference")
 REFERENCE_TARGET_RPS = 5000.0
 
 
@@ -134,8 +138,24 @@ def main(argv: list[str] | None = None) -> int:
         retried = sum(r.attempts - 1 for r in a.runs)
         add("accuracy runs taken again (steal)", f"{retried} ({len(a.disturbed)} kept over)")
 
+    if "open" in parts:
+        print("\n== 4. the open model: arrival rate, schedule lag, a server with a capacity ==")
+        settings = bench_open_model.Settings()
+        om = bench_open_model.run(bench_open_model.quick(settings) if q else settings)
+        bench_open_model.report(om)
+        figures["open_model"] = om.as_dict()
+        add("open: generator maximum, one core", f"{om.generator_max_rps:.0f} req/s")
+        for goal_ in om.targets():
+            add(f"open: {goal_.figure}", goal_.value, goal_.target, goal_.met)
+        saturated = max(bench_open_model.LEVELS)
+        if om.open_at(saturated) and om.closed_at(saturated):
+            drop = median([r.dropped_ratio for r in om.open_at(saturated)])
+            offered = median([r.offered for r in om.closed_at(saturated)])
+            add(f"open at {saturated:.0%} of capacity: dropped", f"{drop:.1%}")
+            add(f"closed at {saturated:.0%} of capacity: load offered", f"{offered:.0%} of target")
+
     if "reference" in parts:
-        print("\n== 4. the reference API, latency off, one core ==")
+        print("\n== 5. the reference API, latency off, one core ==")
         ref = reference_api(q)
         figures["reference_api"] = ref
         goal = REFERENCE_TARGET_RPS
