@@ -289,6 +289,8 @@ class PanaceaRun:
         self.cost_cap: RateCap | None = None
         self._share_loop: gevent.Greenlet | None = None
         self._schedule_ended = 0.0  #: ... and ended (the test stopping)
+        #: monotonic time since which the arrivals are counted (the start, or the last reset)
+        self._arrivals_counted_since = 0.0
         self._arrival_greenlets: list[gevent.Greenlet] = []
         #: master: workers that joined and were lost during the test (``run.workers``)
         self.workers_joined: list[dict[str, Any]] = []
@@ -504,6 +506,8 @@ class PanaceaRun:
         # the web UI's Reset Stats (master or local process; workers ship deltas anyway)
         self.context.tally.reset_requests()
         self.timeline.clear_requests()
+        if self._schedule_started and not self._schedule_ended:
+            self._arrivals_counted_since = time.monotonic()  # the rates of what is counted
 
     def _request_listener(self) -> Callable[..., None]:
         """Once per request: straight to the histograms. The tally and the timeline live as
@@ -855,7 +859,7 @@ class PanaceaRun:
         plan, runner = self.open_plan, self.environment.runner
         if plan is None or self._schedule_started:
             return
-        self._schedule_started = time.monotonic()
+        self._schedule_started = self._arrivals_counted_since = time.monotonic()
         self._schedule_epoch = time.time()  # the share loop tells the workers (a master)
         if self.arrivals is not None:
             seed = self.context.settings.seed
@@ -954,21 +958,22 @@ class PanaceaRun:
         if self.arrivals is not None:
             self.arrivals.close()
 
-    def workload(self, duration_s: float) -> dict[str, Any]:
-        """``run.workload``: the open model's figures, or the closed model's users."""
+    def workload(self) -> dict[str, Any]:
+        """``run.workload``: the open model's figures, or the closed model's users. The rates
+        cover the arrivals counted: from the schedule's start (or the last reset of the
+        statistics) to its end (the test stopping), or to now during the run."""
         tally, plan = self.context.tally, self.open_plan
         if plan is None:
             return {"model": "closed", "users": sum(tally.users_by_type.values())}
-        started = self._schedule_started
-        elapsed = 0.0
+        started, since = self._schedule_started, self._arrivals_counted_since
+        elapsed, target = 0.0, 0.0
         if started:
-            end = (
-                (self.state.started_monotonic + duration_s)
-                if self.state.ended_at
-                else time.monotonic()
+            end = self._schedule_ended or time.monotonic()
+            elapsed = max(0.0, end - since)
+            due = expected_arrivals(plan.stages, end - started) - expected_arrivals(
+                plan.stages, since - started
             )
-            elapsed = max(0.0, min(end, time.monotonic()) - started)
-        target = expected_arrivals(plan.stages, elapsed) / elapsed if elapsed > 0 else 0.0
+            target = due / elapsed if elapsed > 0 else 0.0
         return workload_record(tally.arrivals, plan.process, target, elapsed, plan.max_users)
 
     def _arrival_stage_plan(self) -> list[dict[str, Any]]:
@@ -1087,7 +1092,7 @@ class PanaceaRun:
         now = state.ended_at or datetime.now(timezone.utc)
         started = state.started_at or now
         duration_s = round((now - started).total_seconds(), 3)
-        workload = self.workload(duration_s)
+        workload = self.workload()
         run = {
             "id": state.run_dir.name if state.run_dir else None,
             "label": run_label(environment),

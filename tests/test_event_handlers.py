@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
+import gevent
 import pytest
 from locust.env import Environment
 from locust.event import Events
 
 from panacea_locust.base_user import PanaceaAPIUser
 from panacea_locust.event_handlers import RUN_DIR_ENV, PanaceaRun
+from panacea_locust.open_model.dispatcher import ArrivalDispatcher
+from panacea_locust.open_model.schedule import ArrivalSchedule, RateStage
+from panacea_locust.verdict.tally import RunTally
 
 NAME = "/api/v1/logs/info"
 
@@ -114,3 +119,40 @@ def test_results_are_written_after_the_runners_own_quitting_listener(
     assert summary["total"]["requests"] == 1
     assert env.runner is not None
     env.runner.quit()
+
+
+def test_an_open_runs_rates_after_a_reset_cover_what_was_counted(
+    new_run: Callable[..., PanaceaRun],
+) -> None:
+    """Found by bench_open_model: after Reset Stats, achieved_rps divided the arrivals sent
+    since the reset by the time since the schedule began (207 instead of about 300)."""
+    import time
+
+    from panacea_locust.open_model.schedule import open_plan_of
+
+    run = new_run()
+    run.open_plan = open_plan_of(300, "", "uniform", 10, 100)
+    run._schedule_started = run._arrivals_counted_since = time.monotonic() - 10.0
+    run._on_reset_stats()  # 10 s in: the counts start again
+    arrivals = run.context.tally.arrivals
+    arrivals.scheduled = arrivals.sent = 600
+    run._schedule_ended = run._arrivals_counted_since + 2.0  # stopped 2 s after the reset
+    workload = run.workload()
+    assert workload["achieved_rps"] == pytest.approx(300, rel=0.01)
+    assert workload["target_rps"] == pytest.approx(300, rel=0.01)
+
+
+def test_nothing_comes_due_once_the_dispatcher_is_closed() -> None:
+    """Found by bench_open_model: a schedule told to stop could still wake once and queue an
+    arrival, which the stop then counted as dropped."""
+    tally = RunTally()
+    dispatcher = ArrivalDispatcher(tally, max_lag_s=1.0)
+    schedule = ArrivalSchedule([RateStage(2000, 2000, 10)], "uniform")
+    dispatcher.start(schedule, perf_counter())
+    gevent.sleep(0.05)
+    dispatcher.close()
+    handled = (tally.arrivals.scheduled, tally.arrivals.dropped)
+    assert handled[0] > 0 and handled[0] == handled[1]  # no user: every arrival dropped
+    dispatcher._arrive(perf_counter())  # a schedule that wakes after the stop
+    gevent.sleep(0.05)
+    assert (tally.arrivals.scheduled, tally.arrivals.dropped) == handled

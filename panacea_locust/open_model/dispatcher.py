@@ -36,6 +36,7 @@ class ArrivalDispatcher:
         self._backlog: deque[float] = deque()
         self._busy = 0
         self._greenlet: gevent.Greenlet | None = None
+        self._closed = False  #: the run is stopping: nothing more comes due
         self.on_end: Callable[[], None] | None = None  #: called when the schedule is exhausted
 
     # --- the schedule ------------------------------------------------------------------------
@@ -43,6 +44,7 @@ class ArrivalDispatcher:
         """Follow ``schedule`` from ``from_s`` seconds after ``t0`` (perf_counter time);
         a running schedule is replaced (a re-split of the rate over the workers)."""
         self.stop_schedule()
+        self._closed = False
         self._greenlet = gevent.spawn(self._run, schedule, t0, from_s)
 
     def stop_schedule(self) -> None:
@@ -53,14 +55,16 @@ class ArrivalDispatcher:
     def _run(self, schedule: ArrivalSchedule, t0: float, from_s: float) -> None:
         for offset in schedule.arrivals(from_s):
             due = t0 + offset
-            wait = due - perf_counter()
-            if wait > 0:
-                gevent.sleep(wait)
+            # sleep until due; when late, still yield once, so that the users get to run:
+            # a schedule that fell behind would otherwise hand out arrivals in a tight loop
+            gevent.sleep(max(0.0, due - perf_counter()))
             self._arrive(due)
         if self.on_end is not None:
             self.on_end()
 
     def _arrive(self, due: float) -> None:
+        if self._closed:  # the stop was decided: a schedule being killed may still wake once
+            return
         counts = self.tally.arrivals
         counts.scheduled += 1
         self._expire()
@@ -112,6 +116,7 @@ class ArrivalDispatcher:
         """The run stops: the schedule ends, arrivals still waiting count as dropped, and the
         idle users stop at once (Locust's stop grace is for requests in flight, and an idle
         user is inside its task, waiting for an arrival that will not come)."""
+        self._closed = True
         self.stop_schedule()
         self.tally.arrivals.dropped += len(self._backlog)
         self._backlog.clear()
