@@ -17,15 +17,14 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from panacea_locust import __version__
 from panacea_locust.report.format import number
+from panacea_locust.report.html import template
 from panacea_locust.report.svg import compact, nice_ticks
 from panacea_locust.verdict.compare import (
     DEFAULT_NOISE_FLOOR_MS,
@@ -307,21 +306,9 @@ def _view(history: History) -> dict[str, Any]:
     }
 
 
-@lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("panacea_locust.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return environment.get_template("history.html.j2")
-
-
 def render_html(history: History) -> str:
     """``history.html``'s text: the runs' table, the regressions, the notes, the charts."""
-    return _template().render(**_view(history))
+    return template("history.html.j2").render(**_view(history))
 
 
 def write_history_html(path: Path, history: History) -> Path:

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -560,8 +560,10 @@ def _view(summary: Mapping[str, Any], timeline: Mapping[str, Any] | None) -> dic
     }
 
 
-@lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
+@cache
+def template(name: str) -> jinja2.Template:
+    """One of the report's Jinja2 templates (``templates/``), HTML-escaped, strict about
+    undefined values; shared by summary.html and history.html."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("panacea_locust.report", "templates"),
         autoescape=True,
@@ -569,7 +571,7 @@ def _template() -> jinja2.Template:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("summary.html.j2")
+    return environment.get_template(name)
 
 
 def render_summary_html(
@@ -577,7 +579,7 @@ def render_summary_html(
 ) -> str:
     """``summary.html``'s text for a results-contract summary and, when given, the run's
     timeline (``timeline.json``: ``{"interval_s", "intervals": [...]}``)."""
-    return _template().render(**_view(summary, timeline))
+    return template("summary.html.j2").render(**_view(summary, timeline))
 
 
 def write_summary_html(
