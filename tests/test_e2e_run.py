@@ -170,12 +170,17 @@ def test_two_processes_share_no_identity(api: ReferenceAPIProcess, tmp_path: Pat
 
 def test_processes_listen_on_loopback_on_a_free_port() -> None:
     """``panacea-locust run --processes``: the master on 127.0.0.1 and a free port, never
-    Locust's ``*:5557`` (reachable from the network, and shared by a second run)."""
+    Locust's default master port on every interface (reachable from the network, and shared
+    by a second run)."""
     from panacea_locust.cli.run import _master_port
 
     chosen = _master_port([])
     assert chosen[:3] == ["--master-bind-host", "127.0.0.1", "--master-bind-port"]
-    assert chosen[3] == chosen[5] and chosen[4] == "--master-port" and chosen[3] != "5557"
+    from locust.argument_parser import get_parser
+
+    default_port = get_parser(default_config_files=[]).get_default("master_bind_port")
+    assert chosen[3] == chosen[5] and chosen[4] == "--master-port"
+    assert chosen[3] != str(default_port)
     assert _master_port(["--master-bind-port", "6001"]) == []  # the user's own choice stands
 
 
