@@ -64,6 +64,8 @@ from panacea_locust.open_model.schedule import (
 )
 from panacea_locust.open_model.schedule import plan as arrival_plan
 from panacea_locust.open_model.workload import generator_lag_warning, workload_record
+from panacea_locust.payload_generator import POOL_KINDS, PoolData
+from panacea_locust.pool_transfer import Assembler, Packed, TransferError, pack
 from panacea_locust.report.html import write_summary_html
 from panacea_locust.report.junit import write_junit
 from panacea_locust.report.summary import (
@@ -130,6 +132,10 @@ HANDSHAKE_WAIT_S = 10.0
 #: the master's message giving a worker its share of the run's rates (an open-model run's
 #: arrivals, AI_MAX_RPS), in proportion to the users it runs
 SHARE_MESSAGE = "panacea_share"
+#: the master's pool data for a worker, one chunk a message (``pool_transfer.py``)
+DATA_MESSAGE = "panacea_data"
+#: seconds a worker's users wait for the master's data before the worker generates its own
+DATA_WAIT_S = 60.0
 _ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
@@ -304,6 +310,13 @@ class PanaceaRun:
         self.verified = gevent.event.Event()
         self.refused = False
         self._nonces: dict[str, str] = {}
+        #: set once this process has its pool data: at once off a worker, else when the
+        #: master's has arrived (only the master reads the database)
+        self.data_ready = gevent.event.Event()
+        self._assembler = Assembler()
+        self._packed: Packed | None = None  #: master: its data, chunked for the workers
+        #: master: what loading and shipping the data cost (``run.workers["data"]``)
+        self.data_shipping: dict[str, Any] = {}
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
         self._quitting = False  #: Locust's shutdown has begun
         setattr(environment, _ATTRIBUTE, self)
@@ -345,9 +358,11 @@ class PanaceaRun:
         if isinstance(runner, WorkerRunner):
             runner.register_message(HELLO, self._on_master_hello)
             runner.register_message(REFUSED, self._on_refused)
-            runner.send_message(READY, None)  # the master's hello may come now
+            runner.register_message(DATA_MESSAGE, self._on_master_data)
+            runner.send_message(READY, None)  # the master's hello (or data) may come now
         else:
             self.verified.set()
+            self.data_ready.set()
         if isinstance(runner, WorkerRunner):
             runner.register_message(SHARE_MESSAGE, self._on_share)
             environment.events.heartbeat_received.add_listener(self._on_master_heartbeat)
@@ -422,7 +437,7 @@ class PanaceaRun:
             if getattr(options, "html_file", None):
                 self.html_file, options.html_file = options.html_file, None
             self._check_results_writable()
-        if not isinstance(runner, MasterRunner):
+        if not isinstance(runner, WorkerRunner):  # a worker gets its master's
             self._load_pool_data()
         logger.info(
             "panacea-locust: target %s, data source %s",
@@ -462,13 +477,30 @@ class PanaceaRun:
             _fail_start(unwritable(folder, err), EXIT_RESULTS_UNWRITABLE)
 
     def _load_pool_data(self) -> None:
-        """Database mode loads ids once per process; generated mode needs nothing."""
+        """Database mode loads the ids once, here (a local process or the master; workers
+        get the master's); generated mode needs nothing. A master packs them for its
+        workers at once, so a worker that connects waits for nothing but the sending."""
         ctx = self.context
+        started = time.monotonic()
         if ctx.settings.use_database_data:
             from panacea_locust.clickhouse_dao import load_pool_data
 
             ctx.pool_data = load_pool_data(ctx.settings)
         ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
+        if isinstance(self.environment.runner, MasterRunner):
+            packed = self._packed = pack(ctx.pool_data)
+            self.data_shipping = {
+                "load_s": round(time.monotonic() - started, 3),
+                "bytes": packed.sent_bytes, "json_bytes": packed.raw_bytes,
+                "chunks": len(packed.chunks), "sent_to": 0,
+            }  # fmt: skip
+            if ctx.settings.use_database_data:
+                logger.info(
+                    "database mode: the workers run on this master's data: %d kB in %d "
+                    "chunks each (%d kB of JSON), loaded and packed in %.2f s",
+                    packed.sent_bytes // 1024, len(packed.chunks), packed.raw_bytes // 1024,
+                    self.data_shipping["load_s"],
+                )  # fmt: skip
 
     @property
     def _records_requests_itself(self) -> bool:
@@ -682,6 +714,7 @@ class PanaceaRun:
     def _on_worker_ready(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: a worker is set up; prove this run's secret to it and ask for its proof."""
         if self.run_secret is None:
+            self._send_data(msg.node_id)
             return
         nonce = new_nonce()
         self._nonces[msg.node_id] = nonce
@@ -703,6 +736,51 @@ class PanaceaRun:
             runner = environment.runner
             if runner is not None:
                 runner.send_message(REFUSED, None, msg.node_id)
+            return
+        self._send_data(msg.node_id)
+
+    def _send_data(self, node_id: str) -> None:
+        """Master: the pool data to one worker it accepted, chunk by chunk, in a greenlet of
+        its own (the messages handler goes on reading heartbeats and reports meanwhile)."""
+        packed, runner = self._packed, self.environment.runner
+        if packed is None or runner is None:
+            return
+
+        def send() -> None:
+            for body in packed.messages():
+                runner.send_message(DATA_MESSAGE, body, node_id)
+                gevent.sleep(0)
+            self.data_shipping["sent_to"] = self.data_shipping.get("sent_to", 0) + 1
+
+        gevent.spawn(send)
+
+    def _on_master_data(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: a chunk of the master's data; the last one makes this worker's data."""
+        try:
+            data = self._assembler.add(msg.data)
+        except TransferError as err:
+            self._use_own_data(str(err))
+            return
+        if data is None:
+            return
+        ctx = self.context
+        ctx.pool_data = data
+        ctx.tally.data_sources[f"{os.getpid()}"] = data.describe()
+        logger.info(
+            "panacea-locust: running on the master's data (%s)",
+            ", ".join(f"{k}={v}" for k, v in data.describe()["loaded"].items()) or "generated",
+        )
+        self.data_ready.set()
+
+    def _use_own_data(self, why: str) -> None:
+        """Worker: the master's data did not come whole; generate every kind, say why."""
+        if self.data_ready.is_set():
+            return
+        logger.error("panacea-locust: generating this worker's data: %s", why)
+        data = PoolData(fallbacks=dict.fromkeys(POOL_KINDS, why))
+        self.context.pool_data = data
+        self.context.tally.data_sources[f"{os.getpid()}"] = data.describe()
+        self.data_ready.set()
 
     def _on_worker_leaving(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: a worker of another run is leaving: forget it now, so the run neither
@@ -757,13 +835,17 @@ class PanaceaRun:
         os._exit(2)
 
     def may_run_users(self) -> bool:
-        """Worker with a secret: wait (a user's ``on_start``) until the master has proved the
-        run's secret; False when it did not, or not within ``HANDSHAKE_WAIT_S``."""
-        if self.run_secret is None and not self.refused:
-            return True
-        if not self.verified.wait(HANDSHAKE_WAIT_S):
-            self._leave(f"no handshake with the master within {HANDSHAKE_WAIT_S:g} s")
-        return not self.refused
+        """Worker: wait (a user's ``on_start``) until the master has proved the run's secret
+        (with one; False when it did not, or not within ``HANDSHAKE_WAIT_S``) and its pool
+        data has arrived (``DATA_WAIT_S``; then the worker generates its own, and says so)."""
+        if self.run_secret is not None or self.refused:
+            if not self.verified.wait(HANDSHAKE_WAIT_S):
+                self._leave(f"no handshake with the master within {HANDSHAKE_WAIT_S:g} s")
+            if self.refused:
+                return False
+        if not self.data_ready.is_set() and not self.data_ready.wait(DATA_WAIT_S):
+            self._use_own_data(f"the master's data did not arrive within {DATA_WAIT_S:g} s")
+        return True
 
     def _on_worker_connect(self, client_id: str, **_: Any) -> None:
         at = time.monotonic() - self.state.started_monotonic if self.state.started_at else 0.0
@@ -806,6 +888,7 @@ class PanaceaRun:
             "expected": getattr(options, "expect_workers", None) if options else None,
             "joined": list(self.workers_joined),
             "lost": list(self.workers_lost),
+            "data": dict(self.data_shipping),
         }
 
     def _on_master_heartbeat(self, **_: Any) -> None:

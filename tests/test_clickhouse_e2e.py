@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clickhouse_data import seed_small
 from clickhouse_fixture import ClickHouseInfo, free_port
-from conftest import ROOT, clean_env, run_panacea
+from conftest import ROOT, clean_env, run_dirs, run_panacea
 
 from panacea_locust.clickhouse_dao import ClickHouseDAO
 from panacea_locust.config import load_settings
@@ -157,3 +157,79 @@ def test_fallback_run_completes_with_its_reason(
     assert any("generating" in line for line in run.stderr.splitlines()), run.stderr[-2000:]
     text = json.dumps(summary) + run.stdout + run.stderr
     assert secret not in text and clickhouse_db.password not in text
+
+
+def test_workers_without_database_access_run_on_the_masters_data(
+    clickhouse_db: ClickHouseInfo, tmp_path: Path
+) -> None:
+    """Only the master reads ClickHouse; its workers, whose database settings lead nowhere
+    (a closed port, a wrong password), run on the ids it loaded and ship nothing of their own:
+    every session and bundle id the API saw is the database's, and nothing was a 404."""
+    users = 10
+    panacea_db(clickhouse_db, "init")
+    panacea_db(clickhouse_db, "seed", "--seed", "42", "--users", "30")
+    with ClickHouseDAO(load_settings(clickhouse_db.overrides())) as dao:
+        db_sessions = {s for _, s in dao.get_users_and_sessions(1000)}
+        db_completed = set(dao.get_active_bundle_ids(10_000))
+    api_args = ["--latency-scale", "0.05", "--seed", "42", "--data-from-clickhouse",
+                "--clickhouse-host", clickhouse_db.host,
+                "--clickhouse-port", str(clickhouse_db.port),
+                "--clickhouse-database", clickhouse_db.database,
+                "--clickhouse-user", clickhouse_db.user]  # fmt: skip
+    locust = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py")]
+    port = free_port()
+    master_env = clean_env(**clickhouse_db.env(), USE_DATABASE_DATA="true", **FAST_WAITS)
+    worker_env = clean_env(**clickhouse_db.env(), USE_DATABASE_DATA="true",
+                           CLICKHOUSE_CONNECT_TIMEOUT="1", **FAST_WAITS)  # fmt: skip
+    worker_env["CLICKHOUSE_PORT"] = str(free_port())  # nothing listens there
+    worker_env["CLICKHOUSE_PASSWORD"] = "not-the-password"
+    with ReferenceAPIProcess(
+        api_args, env=clean_env(CLICKHOUSE_PASSWORD=clickhouse_db.password)
+    ) as api:
+        master = subprocess.Popen(
+            [*locust, "--master", "--headless", "--host", api.url, "-u", str(users),
+             "-r", str(users), "-t", "8s", "--expect-workers", "2",
+             "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)],
+            cwd=tmp_path, env=master_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+        workers = [
+            subprocess.Popen(
+                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                cwd=tmp_path,
+                env=worker_env,
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("w"),
+            )  # fmt: skip
+            for log in logs
+        ]
+        try:
+            _, err = master.communicate(timeout=120)
+            for w in workers:
+                w.wait(timeout=30)
+        finally:
+            for p in (master, *workers):
+                if p.poll() is None:
+                    p.kill()
+        stats = api.stats()
+    assert master.returncode == 0, err[-3000:]
+    sessions = stats["sessions"]
+    assert len(sessions) == users and set(sessions) <= db_sessions
+    named = set().union(*(set(s["bundle_ids"]) for s in sessions.values()))
+    assert named and named <= db_completed, "a worker sent a bundle id not from the database"
+    for endpoint in BUNDLE_ENDPOINTS:
+        assert "404" not in stats["endpoints"][endpoint]["by_status"], endpoint
+    for log in logs:
+        text = log.read_text()
+        assert "running on the master's data (sessions=30" in text, text[-2000:]
+        assert "ClickHouse" not in text and "Traceback" not in text, text[-2000:]
+    (run_dir,) = run_dirs(tmp_path / "results")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    source = summary["run"]["data_source"]
+    assert source["mode"] == "database" and source["fallbacks"] == {}, source
+    assert "per_process" not in source, source  # every process ran on the same data
+    assert source["loaded"]["bundle_ids"] == len(db_completed)
+    shipped = summary["run"]["workers"]["data"]
+    assert shipped["sent_to"] == 2 and shipped["chunks"] >= 1 and shipped["bytes"] > 0, shipped
+    assert clickhouse_db.password not in (run_dir / "summary.json").read_text()

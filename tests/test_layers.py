@@ -48,6 +48,7 @@ PURE = (
     "panacea_locust.target_guard",
     "panacea_locust.cost_guard",
     "panacea_locust.run_secret",
+    "panacea_locust.pool_transfer",
     "panacea_locust.report.junit",
     "panacea_locust.report.history",
     "panacea_locust.observability.metrics",
