@@ -18,6 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, clean_env, run_dirs, run_panacea
 
+# Locust at the top: imported inside a test, after threads exist, its gevent patching can
+# deadlock the test process (it did, when this was the first test to import it)
+from locust.argument_parser import get_parser
+
+from panacea_locust.cli.run import _master_port
 from panacea_locust.contract import ENDPOINTS
 from panacea_locust.payload_generator import window_start
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
@@ -172,12 +177,8 @@ def test_processes_listen_on_loopback_on_a_free_port() -> None:
     """``panacea-locust run --processes``: the master on 127.0.0.1 and a free port, never
     Locust's default master port on every interface (reachable from the network, and shared
     by a second run)."""
-    from panacea_locust.cli.run import _master_port
-
     chosen = _master_port([])
     assert chosen[:3] == ["--master-bind-host", "127.0.0.1", "--master-bind-port"]
-    from locust.argument_parser import get_parser
-
     default_port = get_parser(default_config_files=[]).get_default("master_bind_port")
     assert chosen[3] == chosen[5] and chosen[4] == "--master-port"
     assert chosen[3] != str(default_port)
