@@ -49,6 +49,8 @@ PURE = (
     "panacea_locust.cost_guard",
     "panacea_locust.run_secret",
     "panacea_locust.pool_transfer",
+    "panacea_locust.scenarios",
+    "panacea_locust.web_ui.panel",
     "panacea_locust.report.junit",
     "panacea_locust.report.history",
     "panacea_locust.observability.metrics",

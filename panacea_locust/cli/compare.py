@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from panacea_locust.report.compare import render_html, render_md, render_text
 from panacea_locust.verdict.compare import (
@@ -23,6 +24,7 @@ from panacea_locust.verdict.compare import (
     DEFAULT_TOLERANCE,
     EXIT_BAD_INPUT,
     CompareInputError,
+    Comparison,
     compare_summaries,
     load_histograms,
     load_summary,
@@ -89,38 +91,51 @@ def main(argv: Sequence[str]) -> int:
             raise CompareInputError(f"--noise-floor-ms {args.noise_floor_ms:g} must be >= 0")
         base = load_summary(args.baseline, "baseline")
         cur = load_summary(args.current, "current")
-        if args.min_tail_samples < 0:
-            raise CompareInputError(f"--min-tail-samples {args.min_tail_samples} must be >= 0")
-        comparison = compare_summaries(
-            base,
-            cur,
-            tolerance,
-            args.noise_floor_ms,
-            args.min_tail_samples,
-            load_histograms(args.baseline),
-            load_histograms(args.current),
-        )
-        comparison.baseline = f"{args.baseline} ({comparison.baseline})"
-        comparison.current = f"{args.current} ({comparison.current})"
         current = Path(args.current)
         out = Path(args.out) if args.out else (current if current.is_dir() else current.parent)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "compare.md").write_text(render_md(comparison), encoding="utf-8")
-            (out / "compare.html").write_text(render_html(comparison), encoding="utf-8")
-            (out / "compare.json").write_text(
-                json.dumps(comparison.to_dict(), indent=2) + "\n", encoding="utf-8"
-            )
-        except OSError as exc:
-            raise CompareInputError(
-                f"cannot write the report into {str(out)!r}: {exc.strerror or exc}"
-            ) from None
+        if args.min_tail_samples < 0:
+            raise CompareInputError(f"--min-tail-samples {args.min_tail_samples} must be >= 0")
+        comparison = write_comparison(
+            args.baseline, args.current, out, tolerance, args.noise_floor_ms,
+            args.min_tail_samples, base, cur,
+        )  # fmt: skip
     except CompareInputError as exc:
         print(f"panacea-locust compare: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(render_text(comparison))
     print(f"Report: {out / 'compare.md'}, {out / 'compare.html'}, {out / 'compare.json'}")
     return comparison.exit_code
+
+
+def write_comparison(
+    baseline: str | Path, current: str | Path, out: Path,
+    tolerance: float = DEFAULT_TOLERANCE, noise_floor_ms: float = DEFAULT_NOISE_FLOOR_MS,
+    min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES,
+    base: dict[str, Any] | None = None, cur: dict[str, Any] | None = None,
+) -> Comparison:  # fmt: skip
+    """Compare two run folders and write ``compare.md``, ``.html`` and ``.json`` into
+    ``out``: the command's judgement, also what the web UI gives a run with a baseline.
+    ``CompareInputError`` (one line) for unreadable runs or an unwritable ``out``."""
+    base = base if base is not None else load_summary(baseline, "baseline")
+    cur = cur if cur is not None else load_summary(current, "current")
+    comparison = compare_summaries(
+        base, cur, tolerance, noise_floor_ms, min_tail_samples,
+        load_histograms(baseline), load_histograms(current),
+    )  # fmt: skip
+    comparison.baseline = f"{baseline} ({comparison.baseline})"
+    comparison.current = f"{current} ({comparison.current})"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.md").write_text(render_md(comparison), encoding="utf-8")
+        (out / "compare.html").write_text(render_html(comparison), encoding="utf-8")
+        (out / "compare.json").write_text(
+            json.dumps(comparison.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise CompareInputError(
+            f"cannot write the report into {str(out)!r}: {exc.strerror or exc}"
+        ) from None
+    return comparison
 
 
 if __name__ == "__main__":

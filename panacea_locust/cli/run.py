@@ -22,49 +22,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-import panacea_locust
 from panacea_locust.config import ConfigError, load_settings
 from panacea_locust.open_model.schedule import PROCESSES, ScheduleError, open_plan_of
 from panacea_locust.reference_api.launcher import parent_death_hook
+from panacea_locust.scenarios import (
+    PACKAGE_DIR,
+    SCENARIOS,
+    default_slo,
+    scenario_path,
+    scenario_slo,
+)
 from panacea_locust.target_guard import TargetRefused, check_target
 from panacea_locust.verdict.decision import EXIT_RESULTS_UNWRITABLE
 from panacea_locust.verdict.results import create_run_dir, unwritable
 from panacea_locust.verdict.stages import parse_stages
 from panacea_locust.verdict.thresholds import SLOError, load_slo
-
-PACKAGE_DIR = Path(panacea_locust.__file__).resolve().parent
-SCENARIOS = ("smoke", "load", "stress", "analytics", "capacity")
-
-
-def scenario_path(name: str) -> Path:
-    """``scenarios/<name>.conf`` from the working directory, else from the source checkout."""
-    for root in (Path.cwd(), PACKAGE_DIR.parent):
-        candidate = root / "scenarios" / f"{name}.conf"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"no scenario file scenarios/{name}.conf (known: {', '.join(SCENARIOS)})"
-    )
-
-
-def scenario_slo(conf: Path | None) -> Path | None:
-    """The ``slo-file`` a scenario file names (each scenario judges what its run time can
-    measure), relative to the checkout the scenario file belongs to; None if it names none."""
-    if conf is None:
-        return None
-    for line in conf.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == "slo-file" and value.strip():
-            return conf.resolve().parent.parent / value.strip()
-    return None
-
-
-def default_slo() -> Path | None:
-    """``./slo.toml`` if present, else the one shipped with the source checkout."""
-    for root in (Path.cwd(), PACKAGE_DIR.parent):
-        if (root / "slo.toml").is_file():
-            return root / "slo.toml"
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
