@@ -78,6 +78,13 @@ from panacea_locust.report.summary import (
 from panacea_locust.report.thresholds import render_thresholds_text
 from panacea_locust.run_context import RunContext
 from panacea_locust.run_secret import new_nonce, proof, valid
+from panacea_locust.scenarios import (
+    SCENARIOS,
+    default_slo,
+    scenario_options,
+    scenario_path,
+    scenario_slo,
+)
 from panacea_locust.secrets import install as install_scrubbing
 from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
 from panacea_locust.target_guard import TargetRefused, check_target
@@ -109,6 +116,7 @@ from panacea_locust.verdict.thresholds import (
     mark_aborted,
 )
 from panacea_locust.verdict.timeline import DEFAULT_INTERVAL_S, Timeline, parse_interval
+from panacea_locust.web_ui.panel import NO_BASELINE, REPORT_FILES, baseline_choices
 
 logger = logging.getLogger("panacea_locust")
 
@@ -144,6 +152,11 @@ class _RunState:
 
     def __init__(self) -> None:
         self.slo: SLO | None = None
+        self.slo_path: str | None = None  #: the file ``slo`` came from
+        #: the summary as written at the end (the web UI's tab shows it after the run)
+        self.final: dict[str, Any] | None = None
+        #: the comparison with ``--baseline`` (the web UI's tab says its outcome)
+        self.compare: dict[str, Any] | None = None
         self.started_at: datetime | None = None
         self.started_monotonic = 0.0
         self.ended_at: datetime | None = None
@@ -172,16 +185,27 @@ def _fail_start(message: str, code: int = 2) -> None:
 # --- command line (global: Locust builds one parser per process, before any environment) ----
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any, **_: Any) -> None:
+    """Our options. Those marked ``_in_web_ui`` are also fields of the web UI's start form
+    (its "Custom parameters"): what a run started there needs; the rest stay command-line
+    options (Locust shows a group's options in the form only when told to)."""
     group = parser.add_argument_group("panacea-locust")
-    group.add_argument("--scenario", type=str, default="", help="Scenario name (results label).")
-    group.add_argument("--label", type=str, default="", help="Label of the results folder.")
-    group.add_argument(
-        "--slo-file", type=str, default="", help="TOML thresholds deciding pass/fail (SLO_FILE)."
-    )
-    group.add_argument(
+    _in_web_ui(group.add_argument(
+        "--scenario", type=str, default="",
+        help=f"Scenario name (results label); in the web UI one of {', '.join(SCENARIOS)}: "
+        "its SLO file and arrival stages apply.",
+    ))  # fmt: skip
+    _in_web_ui(group.add_argument(
+        "--label", type=str, default="", help="Label of the results folder."
+    ))  # fmt: skip
+    _in_web_ui(group.add_argument(
+        "--slo-file", type=str, default="",
+        help="TOML thresholds deciding pass/fail (SLO_FILE); in the web UI, when empty: the "
+        "scenario's, else the shipped slo.toml when found.",
+    ))  # fmt: skip
+    _in_web_ui(group.add_argument(
         "--analytics-user-weight", type=int, default=-1,
-        help="Weight of AnalyticsUser (overrides ANALYTICS_USER_WEIGHT).",
-    )  # fmt: skip
+        help="Weight of AnalyticsUser (overrides ANALYTICS_USER_WEIGHT; -1: keep).",
+    ))  # fmt: skip
     group.add_argument(
         "--results-dir", type=str, default="", help="Where run folders go (RESULTS_DIR)."
     )
@@ -193,24 +217,24 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         help=f"Seconds per interval of timeline.json, latency.hlog and windowed rules "
         f"[env {TIMELINE_INTERVAL_ENV}; default {DEFAULT_INTERVAL_S:g}].",
     )  # fmt: skip
-    group.add_argument(
+    _in_web_ui(group.add_argument(
         "--target-version", type=str, default="", env_var=TARGET_VERSION_ENV,
         help=f"Build or version of the API under test, recorded in summary.json "
         f"[env {TARGET_VERSION_ENV}].",
-    )  # fmt: skip
-    group.add_argument(
+    ))  # fmt: skip
+    _in_web_ui(group.add_argument(
         "--description", type=str, default="", help="A note on this run, kept in summary.json."
-    )
+    ))  # fmt: skip
     group.add_argument(
         "--trace-context", action="store_true", default=False,
         help="A W3C traceparent header on every request; summary.json names each endpoint's "
         "slowest by trace id (TRACE_CONTEXT=true).",
     )  # fmt: skip
-    group.add_argument(
+    _in_web_ui(group.add_argument(
         "--arrival-rate", type=float, default=None, env_var="ARRIVAL_RATE",
         help="Open model: requests a second over all endpoints, whatever the API's speed "
-        "[env ARRIVAL_RATE].",
-    )  # fmt: skip
+        "[env ARRIVAL_RATE]; in the web UI the number of users serves the arrivals.",
+    ))  # fmt: skip
     group.add_argument(
         "--arrival-stages", type=str, default="", env_var="ARRIVAL_STAGES",
         help="Open model: rate stages RATE:DURATION or FROM..TO:DURATION, e.g. "
@@ -233,7 +257,21 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         help="none: a 3xx answer is a failure; same-origin: follow it within the target's "
         "scheme, host and port only [FOLLOW_REDIRECTS; default none].",
     )  # fmt: skip
+    _in_web_ui(group.add_argument(
+        "--baseline", type=str, default=NO_BASELINE,
+        choices=baseline_choices(Path(os.environ.get("RESULTS_DIR") or "results")),
+        help="An earlier run of the results folder to compare this one with at its end "
+        "(compare.md, compare.html, compare.json in the run's folder).",
+    ))  # fmt: skip
     add_shape_arguments(parser)
+
+
+def _in_web_ui(action: Any) -> None:
+    """Show ``action`` in the web UI's start form. Locust's parser marks the options added
+    to it directly; an option group's ``add_argument`` is argparse's, which knows nothing of
+    the form, so the marks are set here as Locust's own ``add_argument`` sets them."""
+    action.include_in_web_ui = True
+    action.is_secret = action.is_required = action.is_multiple = False
 
 
 # --- the one init hook ---------------------------------------------------------------------
@@ -319,6 +357,12 @@ class PanaceaRun:
         self.data_shipping: dict[str, Any] = {}
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
         self._quitting = False  #: Locust's shutdown has begun
+        #: master: each worker's CPU share in its last report (the web UI's tab)
+        self.worker_cpu: dict[str, float] = {}
+        self.abort_tracker: AbortTracker | None = None  #: the abort monitor's, while it runs
+        #: the user classes of a closed run (a web UI run may go open and back)
+        self._closed_classes: list[type[User]] = []
+        self.web_ui: Any = None  #: the Panacea parts of Locust's web UI, when it has one
         setattr(environment, _ATTRIBUTE, self)
         self._set_up()
         self._add_listeners()
@@ -427,6 +471,7 @@ class PanaceaRun:
                     slo = self.state.slo = load_slo(slo_path, endpoint_names(ctx.settings))
                 except SLOError as err:
                     _fail_start(str(err))
+                self.state.slo_path = slo_path
                 if not any(r.metric == "max_failure_ratio" for r in slo.rules):
                     logger.warning(
                         "panacea-locust: %s has no max_failure_ratio rule: errors are judged "
@@ -439,6 +484,11 @@ class PanaceaRun:
             self._check_results_writable()
         if not isinstance(runner, WorkerRunner):  # a worker gets its master's
             self._load_pool_data()
+        self._closed_classes = list(environment.user_classes)
+        if environment.web_ui is not None and not isinstance(runner, WorkerRunner):
+            from panacea_locust.web_ui.app import PanaceaWebUI
+
+            self.web_ui = PanaceaWebUI(self, environment.web_ui)
         logger.info(
             "panacea-locust: target %s, data source %s",
             environment.host or ctx.settings.panacea_host, ctx.pool_data.describe()["mode"],
@@ -595,8 +645,11 @@ class PanaceaRun:
             if state.started_at is not None and not state.written:
                 at_s = time.monotonic() - state.started_monotonic
                 self.timeline.add(at_s, delta.answered, delta.failed, delta.acceptable)
+        cpu = data.get("panacea_cpu")
+        if isinstance(cpu, (int, float)):
+            self.worker_cpu[client_id] = float(cpu)
         if not state.written:
-            state.health.note_cpu(data.get("panacea_cpu"), client_id)
+            state.health.note_cpu(cpu, client_id)
             lag = data.get("panacea_loop_lag")
             if lag:
                 state.health.note_loop_lag(SparseHistogram.from_payload(lag))
@@ -640,6 +693,7 @@ class PanaceaRun:
             return
         self.allocator.reset()
         self.tests_started += 1
+        self._configure_web_ui_run()
         if self.tests_started > 1:  # the web UI's next test: a new run
             ctx.tally.reset()
             ctx.tally.data_sources.clear()
@@ -951,7 +1005,9 @@ class PanaceaRun:
             )
         length = length_s(plan.stages)
         if runner is not None and math.isfinite(length):  # the stages' end is the run's end
-            self._arrival_greenlets.append(gevent.spawn_later(length, runner.quit))
+            options = self.environment.parsed_options
+            end = runner.quit if options is None or options.headless else runner.stop
+            self._arrival_greenlets.append(gevent.spawn_later(length, end))
 
     def _assign_shares(self) -> None:
         """Master: give each worker a share of the run's rates in proportion to the users it
@@ -1140,6 +1196,135 @@ class PanaceaRun:
         logging.shutdown()
         os._exit(code)
 
+    # --- the web UI -----------------------------------------------------------------------
+    def web_ui_slo(self, slo_file: str, scenario: str) -> tuple[str | None, SLO | None]:
+        """The thresholds of a run started from the web UI: the form's file, else the
+        scenario's, else ``SLO_FILE``, else the shipped ``slo.toml`` when found. Raises
+        ``SLOError`` or ``OSError`` (one line) for a file that cannot be used."""
+        path = slo_file or None
+        if path is None and scenario in SCENARIOS:
+            found = scenario_slo(scenario_path(scenario))
+            path = str(found) if found else None
+        path = path or self.context.settings.slo_file or None
+        if path is None:
+            shipped = default_slo()
+            path = str(shipped) if shipped else None
+        if path is None:
+            return None, None
+        if not Path(path).is_file():
+            raise OSError(f"SLO file {path}: no such file")
+        return path, load_slo(path, endpoint_names(self.context.settings))
+
+    def _configure_web_ui_run(self) -> None:
+        """A test started from the web UI is a run of the form's values (Locust has put them
+        into the options): its thresholds, scenario, analytics weight and, with an arrival
+        rate, the open model (the form's number of users then serves the arrivals)."""
+        environment, options = self.environment, self.environment.parsed_options
+        if options is None or options.headless or self.web_ui is None:
+            return
+        scenario = (getattr(options, "scenario", "") or "").strip()
+        try:
+            self.state.slo_path, self.state.slo = self.web_ui_slo(
+                (getattr(options, "slo_file", "") or "").strip(), scenario
+            )
+        except (SLOError, OSError) as err:  # checked with the form; changed on disk since
+            logger.error("panacea-locust: no thresholds for this run: %s", err)
+            self.state.slo_path, self.state.slo = None, None
+        stages = ""
+        if scenario in SCENARIOS and not getattr(options, "arrival_rate", None):
+            stages = scenario_options(scenario_path(scenario)).get("arrival-stages", "")
+        rate = getattr(options, "arrival_rate", None) or None
+        try:
+            plan = open_plan_of(
+                float(rate) if rate else None, stages, options.arrival_process or "poisson",
+                options.num_users or None, self.context.settings.locust_max_users,
+            )  # fmt: skip
+        except (ScheduleError, ValueError) as err:
+            logger.error("panacea-locust: a closed run instead: %s", err)
+            plan = None
+        self.open_plan = plan
+        if plan is None:  # the closed classes (an earlier test may have been open), weighted
+            environment.user_classes[:] = self._closed_classes or environment.user_classes
+            weight = getattr(options, "analytics_user_weight", -1)
+            if isinstance(weight, int) and weight >= 0:
+                _set_analytics_weight(environment, weight)
+            return
+        from panacea_locust.open_model.user import OpenUser
+
+        environment.user_classes[:] = [OpenUser]
+        if self.arrivals is None and not isinstance(environment.runner, MasterRunner):
+            self._arrivals_on()
+
+    def web_ui_snapshot(self) -> dict[str, Any]:
+        """The run as the web UI's tab shows it: live while it runs, as written after."""
+        state, runner = self.state, self.environment.runner
+        live: dict[str, Any] = {
+            "state": getattr(runner, "state", "") if runner is not None else "",
+            "slo_file": state.slo_path,
+            "worker_cpu": dict(self.worker_cpu),
+        }
+        if state.started_at is None:
+            live["state"] = "ready: no run yet"
+            return live
+        summary = state.final
+        if summary is None and not state.written:
+            elapsed = time.monotonic() - state.started_monotonic
+            windows = cached_windows({}, self.window_source(elapsed, final=False))
+            summary = self.collect_summary(final=False, windows=windows)
+        if summary is None:
+            return live
+        run = summary["run"]
+        live.update(
+            run_id=run.get("id"), thresholds=summary["thresholds"], users=run.get("users"),
+            data_source=run.get("data_source"), load_generator=run.get("load_generator"),
+            workload=run.get("workload"),
+        )  # fmt: skip
+        if runner is not None and runner.user_classes_count:
+            live["users"] = dict(runner.user_classes_count)
+        tracker = self.abort_tracker
+        if tracker is not None and state.final is None:
+            live["countdowns"] = tracker.countdowns(time.monotonic())
+        if state.final is not None and state.run_dir is not None:
+            live["verdict"] = summary["verdict"]
+            live["reports"] = [
+                (name, f"/panacea/runs/{state.run_dir.name}/{name}")
+                for name in REPORT_FILES if (state.run_dir / name).is_file()
+            ]  # fmt: skip
+            live["compare"] = state.compare
+        return live
+
+    def _compare_with_baseline(self, run_dir: Path) -> None:
+        """``--baseline`` (the web UI's field): compare this run with that earlier one, the
+        same judgement as ``panacea-locust compare``, written into this run's folder."""
+        options = self.environment.parsed_options
+        baseline = getattr(options, "baseline", NO_BASELINE) if options else NO_BASELINE
+        if not baseline or baseline == NO_BASELINE:
+            return
+        from panacea_locust.cli.compare import write_comparison
+        from panacea_locust.verdict.compare import CompareInputError
+
+        base_dir = Path(self._results_root()) / baseline
+        try:
+            comparison = write_comparison(base_dir, run_dir, run_dir)
+        except CompareInputError as err:
+            self.state.compare = {"baseline": baseline, "result": str(err), "status": "error"}
+            logger.error("panacea-locust: no comparison with %s: %s", baseline, err)
+            return
+        flagged = ", ".join(dict.fromkeys(scope for scope, _ in comparison.regressions))
+        if not flagged:
+            result = "no regression"
+        elif comparison.inconclusive:
+            result = f"inconclusive (an unfit load generator): latency up in {flagged}"
+        else:
+            result = f"regressions in {flagged}"
+        self.state.compare = {
+            "baseline": baseline,
+            "result": result,
+            "status": f"exit {comparison.exit_code}",
+        }
+        logger.info("panacea-locust: compared with %s: %s", baseline,
+                    self.state.compare["result"])  # fmt: skip
+
     # --- building and writing the summary --------------------------------------------------
     def window_source(self, end_s: float, final: bool = True) -> WindowSource:
         """The windows rules with ``window_s`` judge, from the timeline up to ``end_s``
@@ -1235,6 +1420,10 @@ class PanaceaRun:
         summary["verdict"] = decide(summary).as_dict()
         return summary
 
+    def results_root(self) -> str:
+        """Where run folders go: ``--results-dir``, else ``RESULTS_DIR``."""
+        return self._results_root()
+
     def _results_root(self) -> str:
         options = self.environment.parsed_options
         from_option = getattr(options, "results_dir", "") if options else ""
@@ -1267,6 +1456,7 @@ class PanaceaRun:
                 state.exit_code = EXIT_RESULTS_UNWRITABLE
                 state.report = self._report_text(summary, None)
                 return None
+            state.final = summary
             timeline = self._write_timeline(state.run_dir, summary)
             # the optional reports last: their failure can lose them, never the verdict
             if summary["thresholds"]["rules"]:  # a CI's test report of the rules
@@ -1274,6 +1464,7 @@ class PanaceaRun:
             self._optional(write_summary_html, state.run_dir, summary, timeline)
             self._optional(self._write_locust_csv)
             self._optional(self._write_locust_html)
+            self._optional(self._compare_with_baseline, state.run_dir)
             state.report = self._report_text(summary, state.run_dir)
             options = environment.parsed_options
             if options is None or not options.headless:
@@ -1378,7 +1569,7 @@ class PanaceaRun:
 
     # --- background greenlets --------------------------------------------------------------
     def _abort_monitor(self, slo: SLO) -> None:
-        tracker = AbortTracker(slo)
+        tracker = self.abort_tracker = AbortTracker(slo)
         while True:
             gevent.sleep(1.0)
             try:

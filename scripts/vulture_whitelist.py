@@ -44,3 +44,13 @@ _.max_value
 
 # pytest must not collect a class whose name starts with Test
 _.__test__
+
+# Locust's parser reads these marks on an option to show it in the web UI's start form
+# (event_handlers._in_web_ui sets them on options added through an argument group).
+_.include_in_web_ui
+_.is_secret
+_.is_required
+_.is_multiple
+
+# summary.json's stable top-level keys: the contract other tools (and its tests) rely on
+STABLE_KEYS

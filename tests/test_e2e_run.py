@@ -492,13 +492,15 @@ def test_web_ui_mode_serves_the_ui_and_writes_the_run(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err[-3000:]
     (run_dir,) = run_dirs(tmp_path / "results")
     import json
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["total"]["requests"] > 0
     assert summary["run"]["users"] == {"HeavyUser": 1, "LightUser": 4}
+    # a web UI run without an SLO file is judged on the shipped slo.toml (6 s: too short)
+    assert summary["thresholds"]["rules"], "no thresholds for a web UI run"
+    assert proc.returncode == summary["verdict"]["exit_code"] == 4, err[-3000:]
 
 
 def test_a_load_shape_above_the_configured_maximum_is_refused(

@@ -100,6 +100,10 @@ def build_summary(
     return {"run": run, "total": total_block, "endpoints": endpoints}
 
 
+#: ``summary.json``'s top-level keys, present in every run whatever started it (docs/verdicts.md)
+STABLE_KEYS = ("run", "total", "endpoints", "thresholds", "stages", "capacity", "verdict")
+
+
 SERVICE_KEYS: tuple[tuple[str, str, float], ...] = (
     ("service_p50_ms", "p50_ms", 50.0), ("service_p95_ms", "p95_ms", 95.0),
     ("service_p99_ms", "p99_ms", 99.0),

@@ -505,6 +505,14 @@ class AbortTracker:
                 return self.reason
         return None
 
+    def countdowns(self, now: float) -> dict[str, float]:
+        """Seconds until each broken abort rule stops the run (``"scope metric"`` keys), as
+        of the last ``update``: what the web UI shows while a rule is broken."""
+        return {
+            f"{rule.scope} {rule.metric}": max(0.0, rule.abort_grace_s - (now - since))
+            for rule, since in self._broken_since.items()
+        }
+
 
 def format_value(metric: str, value: float | None) -> str:
     """A rule's limit or observed value with its unit, as people read it."""

@@ -1,0 +1,268 @@
+"""Panacea in Locust's web UI, in a real headless Chromium (Debian's ``/usr/bin/chromium``
+driven by Playwright): the start form's fields and their checks, the Panacea tab while a run
+lasts and after it, the links to the run's reports, and a comparison with an earlier run.
+
+Screenshots go to the test's temporary folder; with ``PANACEA_DOCS_SCREENSHOT=1`` the tab's
+is also saved as ``docs/images/web-ui-panacea-tab.png`` (the one the docs show).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, clean_env, run_dirs, run_panacea
+from test_summary_html import CHROMIUM, _need_browser
+
+from panacea_locust.reference_api.launcher import ReferenceAPIProcess
+from panacea_locust.verdict.results import STABLE_KEYS
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+LOCUST = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py")]
+FAST_WAITS = {"HEAVY_WAIT_MIN": "0.05", "HEAVY_WAIT_MAX": "0.1",
+              "LIGHT_WAIT_MIN": "0.2", "LIGHT_WAIT_MAX": "0.4"}  # fmt: skip
+SCREENSHOT = ROOT / "docs" / "images" / "web-ui-panacea-tab.png"
+# read at import: the suite's autouse fixture clears PANACEA_* variables before each test
+SAVE_SCREENSHOT = os.environ.get("PANACEA_DOCS_SCREENSHOT") == "1"
+SLO = """
+[total]
+max_failure_ratio = 0.01
+p95_ms = 2000
+min_rps = 1
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, b""
+    except OSError:
+        return 0, b""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        _need_browser(f"{CHROMIUM} is missing (make browser, as root, installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need_browser("playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture()
+def web_locust(api: ReferenceAPIProcess, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An earlier run (the baseline to pick), then Locust's web UI on a free loopback port,
+    in ``tmp_path`` (its results folder)."""
+    earlier = run_panacea(
+        ["--host", api.url, "-u", "4", "-r", "4", "-t", "3s", "--no-slo", "--label", "before"],
+        cwd=tmp_path, env=clean_env(**FAST_WAITS),
+    )  # fmt: skip
+    assert earlier.returncode == 0, earlier.stderr[-2000:]
+    port = _free_port()
+    log = (tmp_path / "locust.log").open("w")
+    proc = subprocess.Popen(
+        [*LOCUST, "--host", api.url, "--web-host", "127.0.0.1", "--web-port", str(port)],
+        cwd=tmp_path, env=clean_env(**FAST_WAITS), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while _get(base + "/stats/requests")[0] != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "locust.log"
+            ).read_text()[-3000:]
+            time.sleep(0.2)
+        yield base, tmp_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _cell(page: Any, row_name: str, column: int) -> Any:
+    row = page.locator("table tbody tr").filter(
+        has=page.get_by_role("cell", name=row_name, exact=True)
+    )
+    return row.locator("td").nth(column)
+
+
+def test_a_run_started_and_stopped_in_the_web_ui(
+    browser: Any, web_locust: tuple[str, Path], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    base, cwd = web_locust
+    (baseline,) = [p.name for p in run_dirs(cwd / "results")]
+    slo = tmp_path / "ui-slo.toml"
+    slo.write_text(SLO)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(base + "/")
+    expect(page.get_by_role("heading", name="Start new load test")).to_be_visible()
+    page.get_by_label("Number of users (peak concurrency)").fill("6")
+    page.get_by_label("Ramp up (users started/second)").fill("6")
+    page.get_by_text("Custom parameters").click()
+
+    # a bad value: its error in the page, and no run
+    weight = page.locator('input[name="analyticsUserWeight"]')
+    weight.fill("lots")
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("alert").filter(has_text="Analytics user weight")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "01-bad-value.png"), full_page=True)
+    weight.fill("1")
+    slo_field = page.locator('input[name="sloFile"]')
+    slo_field.fill(str(tmp_path / "missing.toml"))
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("alert").filter(has_text="missing.toml: no such file")).to_be_visible()
+    status, body = _get(base + "/stats/requests")
+    assert json.loads(body)["state"] == "ready"
+    assert [p.name for p in run_dirs(cwd / "results")] == [baseline]  # nothing started
+
+    # the run: its thresholds, label, version, analytics weight and baseline from the form
+    slo_field.fill(str(slo))
+    page.locator('input[name="label"]').fill("ui-run")
+    page.locator('input[name="targetVersion"]').fill("panacea-2026.12.3")
+    page.locator('select[name="baseline"]').select_option(baseline)
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=15_000)
+    page.get_by_role("tab", name="Panacea").click()
+    p95 = _cell(page, "rule: total p95_ms", 1)
+    expect(p95).to_have_count(1, timeout=15_000)
+    expect(_cell(page, "rule: total p95_ms", 2)).to_have_text("<= 2000.0 ms")
+    expect(_cell(page, "SLO file", 1)).to_have_text(str(slo))
+    seen = {p95.inner_text()}
+    deadline = time.monotonic() + 20
+    while len(seen) < 3 and time.monotonic() < deadline:  # the rule's value moves as it runs
+        page.wait_for_timeout(1000)
+        seen.add(p95.inner_text())
+    assert len(seen) >= 3, f"the rule's value did not update: {seen}"
+    expect(_cell(page, "rule: total max_failure_ratio", 3)).to_have_text("pass", timeout=15_000)
+    expect(_cell(page, "users: AnalyticsUser", 1)).not_to_have_text("")
+    expect(_cell(page, "data source", 1)).to_have_text("generated")
+    page.wait_for_timeout(2500)
+    shot = tmp_path / "02-panacea-tab.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if SAVE_SCREENSHOT:
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("button", name="New")).to_be_visible(timeout=15_000)
+    deadline = time.monotonic() + 20
+    while len(run_dirs(cwd / "results")) < 2 or not any(
+        (d / "summary.html").exists() for d in run_dirs(cwd / "results") if d.name != baseline
+    ):
+        assert time.monotonic() < deadline, "the run's results were not written"
+        time.sleep(0.3)
+    (run_dir,) = [d for d in run_dirs(cwd / "results") if d.name != baseline]
+    page.reload()  # Locust polls its statistics only while a test runs
+    expect(_cell(page, "verdict", 3)).to_have_text("PASS", timeout=15_000)
+    expect(_cell(page, "report: summary.html", 1)).to_have_text(
+        f"/panacea/runs/{run_dir.name}/summary.html"
+    )
+    expect(_cell(page, f"compare with {baseline}", 1)).not_to_have_text("")
+    page.screenshot(path=str(tmp_path / "03-verdict.png"), full_page=True)
+
+    # the links of the Download Data tab serve the run's own reports
+    page.get_by_role("tab", name="Download Data").click()
+    page.get_by_role("link", name="Panacea summary (HTML)").click()
+    page.wait_for_url(f"**/panacea/runs/{run_dir.name}/summary.html")
+    expect(page.locator("body")).to_contain_text("ui-run")
+    page.screenshot(path=str(tmp_path / "04-summary.png"), full_page=True)
+    for name in ("summary.md", "summary.json", "junit.xml", "compare.html"):
+        status, body = _get(f"{base}/panacea/runs/{run_dir.name}/{name}")
+        assert status == 200 and body == (run_dir / name).read_bytes(), name
+    # ... and nothing else of the file system
+    for path in (f"/panacea/runs/{run_dir.name}/histograms.json",
+                 f"/panacea/runs/{run_dir.name}/..%2F..%2Fui-slo.toml",
+                 "/panacea/runs/..%2F/ui-slo.toml", "/panacea/runs/../summary.json",
+                 "/panacea/runs/nonexistent/summary.json"):  # fmt: skip
+        assert _get(base + path)[0] == 404, path
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(STABLE_KEYS) <= set(summary), set(STABLE_KEYS) - set(summary)
+    run = summary["run"]
+    assert run["label"] == "ui-run" and run["target_version"] == "panacea-2026.12.3"
+    assert run["users"].get("AnalyticsUser", 0) >= 1, run["users"]
+    assert {r["metric"] for r in summary["thresholds"]["rules"]} == {
+        "p95_ms", "max_failure_ratio", "min_rps"
+    }  # fmt: skip
+    assert summary["verdict"]["outcome"] == "PASS", summary["verdict"]
+    compared = json.loads((run_dir / "compare.json").read_text())
+    assert baseline in compared["baseline"]
+
+
+def test_an_open_model_run_from_the_start_form(web_locust: tuple[str, Path]) -> None:
+    """The form's arrival rate makes the run open (the number of users serves the
+    arrivals), as the start form posts it; the next test, without a rate, is closed again."""
+    base, cwd = web_locust
+    before = set(run_dirs(cwd / "results"))
+
+    def start(**fields: str) -> dict:
+        form = {"user_count": "10", "spawn_rate": "10", "run_time": "6s",
+                "baseline": "none", **fields}  # fmt: skip
+        request = urllib.request.Request(
+            base + "/swarm", data=urllib.parse.urlencode(form).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+        assert answer["success"], answer
+        deadline = time.monotonic() + 40
+        while True:
+            new = [d for d in run_dirs(cwd / "results") if d not in before]
+            if new and (new[-1] / "summary.json").exists():
+                before.add(new[-1])
+                return json.loads((new[-1] / "summary.json").read_text())
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.5)
+
+    for field, value, message in (("arrival_rate", "-3", "Arrival rate"),
+                                  ("host", " ", "Host is empty")):  # fmt: skip
+        bad = urllib.request.Request(
+            base + "/swarm", method="POST",
+            data=urllib.parse.urlencode({"user_count": "10", "spawn_rate": "10",
+                                         field: value}).encode(),
+        )  # fmt: skip
+        with urllib.request.urlopen(bad, timeout=10) as response:
+            refused = json.loads(response.read())
+        assert not refused["success"] and message in refused["message"], refused
+
+    opened = start(arrival_rate="20", label="open-ui")
+    workload = opened["run"]["workload"]
+    assert workload["model"] == "open" and workload["target_rps"] == 20, workload
+    assert workload["max_users"] == 10 and workload["sent"] > 40, workload
+    assert set(opened["run"]["users"]) == {"OpenUser"}
+    closed = start(arrival_rate="", label="closed-ui")
+    assert closed["run"]["workload"]["model"] == "closed"
+    assert set(closed["run"]["users"]) == {"HeavyUser", "LightUser"}
