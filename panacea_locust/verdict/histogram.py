@@ -8,8 +8,12 @@ without losing precision.
 
 Why not call ``HdrHistogram.record_value`` directly: it costs about 2 us per call in pure
 Python, and ``record`` runs for every request. ``LatencyHistogram`` computes the same bucket
-index inline into a plain list (about 0.6 us, see ``bench/bench_histogram.py``) and builds an
-``HdrHistogram`` only to encode or decode a payload.
+index inline into a plain list (about 0.6 us, see ``bench/bench_histogram.py``).
+
+The payload is HdrHistogram's own V2 wire format (any HdrHistogram reads it), but written and
+read here, bucket by filled bucket: going through ``HdrHistogram`` objects cost the master
+about 35 ms per worker report (a 188 kB counts array per histogram, decoded, copied, summed
+and merged whole), a whole core at about 85 workers (``bench/bench_master.py``).
 
 Percentile definition (the same as HdrHistogram's ``get_value_at_percentile``): the value at
 percentile ``q`` is the recorded value of rank ``max(1, int(q / 100 * count + 0.5))`` in
@@ -20,7 +24,11 @@ No Locust import here: the module is pure and used by the master, the workers an
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import struct
+import zlib
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import accumulate, compress
@@ -36,6 +44,13 @@ SIGNIFICANT_DIGITS = 3
 TOTAL = "total"
 
 _PAYLOAD_TAG = "hdr1"
+#: HdrHistogram's V2 format: the cookies (8-byte counts), the header of the compressed
+#: payload (cookie, length of the counts, normalizing offset, digits, lowest, highest,
+#: integer-to-double ratio) and the outer header (cookie, length of what follows)
+_V2_ENCODING, _V2_COMPRESSION = 0x1C849303 | 0x10, 0x1C849304 | 0x10
+_COOKIE_MASK = ~0xF0
+_PAYLOAD_HEADER = struct.Struct(">IIIIqqd")
+_OUTER_HEADER = struct.Struct(">II")
 
 
 def _layout() -> tuple[int, int, int]:
@@ -65,6 +80,120 @@ def _highest_equivalent_us(index: int) -> int:
         sub -= _HALF_COUNT
         bucket = 0
     return ((sub + 1) << bucket) - 1
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    """``value`` ZigZag-encoded as a little-endian base-128 varint (HdrHistogram's V2)."""
+    value = (value << 1) if value >= 0 else ((-value) << 1) - 1
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def encode_counts(counts: Mapping[int, int]) -> str:
+    """Filled buckets (index -> count) as HdrHistogram V2 compressed, base64: what
+    ``HdrHistogram.encode`` writes for the same histogram (a run of empty buckets as one
+    negative number), built per filled bucket."""
+    out = bytearray()
+    expected = 0  # the next index the stream stands at
+    for index in sorted(counts):
+        n = counts[index]
+        if n <= 0:
+            continue
+        if index > expected:
+            _put_varint(out, expected - index)
+        _put_varint(out, n)
+        expected = index + 1
+    header = _PAYLOAD_HEADER.pack(_V2_ENCODING, len(out), 0, SIGNIFICANT_DIGITS, LOWEST_US,
+                                  HIGHEST_US, 1.0)  # fmt: skip
+    packed = zlib.compress(bytes(header) + bytes(out))
+    return base64.b64encode(_OUTER_HEADER.pack(_V2_COMPRESSION, len(packed)) + packed).decode()
+
+
+def decode_counts(blob: str) -> dict[int, int] | None:
+    """The filled buckets of an HdrHistogram V2 base64 blob in this module's layout; None
+    for another layout (the caller re-buckets it); ``ValueError`` when it is not one."""
+    try:
+        raw = base64.b64decode(blob, validate=True)
+        cookie, length = _OUTER_HEADER.unpack_from(raw)
+        if cookie & _COOKIE_MASK != _V2_COMPRESSION & _COOKIE_MASK or length != len(raw) - 8:
+            raise ValueError("not an HdrHistogram V2 compressed histogram")
+        data = zlib.decompress(raw[8:])
+        cookie, size, offset, digits, low, high, _ = _PAYLOAD_HEADER.unpack_from(data)
+    except (binascii.Error, struct.error, zlib.error) as exc:
+        raise ValueError(str(exc)) from None
+    start = _PAYLOAD_HEADER.size
+    if cookie & _COOKIE_MASK != _V2_ENCODING & _COOKIE_MASK or size > len(data) - start:
+        raise ValueError("not an HdrHistogram V2 payload")
+    if (offset, digits, low, high) != (0, SIGNIFICANT_DIGITS, LOWEST_US, HIGHEST_US):
+        return None
+    counts: dict[int, int] = {}
+    index, pos, end = 0, start, start + size
+    try:
+        while pos < end:
+            value, shift = 0, 0
+            while True:
+                byte = data[pos]
+                pos += 1
+                if shift == 56:  # the ninth byte carries 8 bits
+                    value |= byte << 56
+                    break
+                value |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+            n = (value >> 1) ^ -(value & 1)
+            if n < 0:
+                index -= n
+            else:
+                if n:
+                    counts[index] = n
+                index += 1
+    except IndexError:
+        raise ValueError("an HdrHistogram payload cut short") from None
+    if index > _COUNTS_LEN:
+        raise ValueError("an HdrHistogram payload beyond its buckets")
+    return counts
+
+
+def _parse_payload(payload: str) -> tuple[int, float, float, float, dict[int, int]]:
+    """``(count, sum_ms, min_ms, max_ms, filled buckets)`` of either class's payload;
+    ``ValueError`` when malformed or when its buckets do not hold ``count`` values."""
+    parts = payload.split(";")
+    if len(parts) != 6 or parts[0] != _PAYLOAD_TAG:
+        raise ValueError(f"not a {_PAYLOAD_TAG} latency histogram payload")
+    try:
+        count = int(parts[1])
+        total, low, high = float(parts[2]), float(parts[3]), float(parts[4])
+        counts = decode_counts(parts[5])
+    except ValueError as exc:
+        raise ValueError(f"corrupt latency histogram payload: {exc}") from exc
+    if count <= 0:
+        return 0, 0.0, math.inf, -math.inf, {}
+    if counts is None:  # another layout: re-bucket every filled bucket by its value
+        counts = _rebucket(parts[5])
+    recorded = sum(counts.values())
+    if recorded != count:
+        raise ValueError(
+            f"corrupt latency histogram payload: count {count} but {recorded} values in the buckets"
+        )
+    return count, total, low, high, counts
+
+
+def _rebucket(blob: str) -> dict[int, int]:
+    """The buckets of a histogram of another layout, moved into this one's by value."""
+    try:
+        hdr = HdrHistogram.decode(blob)
+    except Exception as exc:  # hdrh raises several unrelated types on bad input
+        raise ValueError(f"corrupt latency histogram payload: {exc}") from exc
+    counts: dict[int, int] = {}
+    for index in range(hdr.counts_len):
+        n = hdr.get_count_at_index(index)
+        if n:
+            bucket = _index_for(min(int(hdr.get_value_from_index(index)), HIGHEST_US))
+            counts[bucket] = counts.get(bucket, 0) + n
+    return counts
 
 
 class LatencyHistogram:
@@ -166,6 +295,18 @@ class LatencyHistogram:
         self._min = min(self._min, other._min)
         self._max = max(self._max, other._max)
 
+    def merge_sparse(self, other: SparseHistogram) -> None:
+        """Add every value of ``other``: a pass over its filled buckets only."""
+        if not other.count:
+            return
+        counts = self._counts
+        for index, n in other.counts.items():
+            counts[index] += n
+        self._count += other.count
+        self._sum += other.sum_ms
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
+
     def reset(self) -> None:
         """Forget every recorded value."""
         self._counts = [0] * _COUNTS_LEN
@@ -187,48 +328,15 @@ class LatencyHistogram:
         Format: ``hdr1;<count>;<sum_ms>;<min_ms>;<max_ms>;<HdrHistogram base64 V2 blob>``; the
         blob is readable by any HdrHistogram implementation (values in microseconds).
         """
-        hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-        if self._count:
-            hdr.counts[:] = self._counts
-            _set_extremes(hdr, self._count, self._max)
-        return _payload(self._count, self._sum, self.min_ms, self.max_ms, hdr)
+        dense = self._counts
+        filled = {i: dense[i] for i in compress(range(_COUNTS_LEN), dense)} if self._count else {}
+        return _payload(self._count, self._sum, self.min_ms, self.max_ms, filled)
 
     @classmethod
     def from_payload(cls, payload: str) -> LatencyHistogram:
         """Rebuild a histogram from ``to_payload()``; ``ValueError`` on a malformed payload."""
-        parts = payload.split(";")
-        if len(parts) != 6 or parts[0] != _PAYLOAD_TAG:
-            raise ValueError(f"not a {_PAYLOAD_TAG} latency histogram payload")
-        try:
-            count = int(parts[1])
-            total, low, high = float(parts[2]), float(parts[3]), float(parts[4])
-            hdr = HdrHistogram.decode(parts[5])
-        except Exception as exc:  # hdrh raises several unrelated types on bad input
-            raise ValueError(f"corrupt latency histogram payload: {exc}") from exc
         hist = cls()
-        if count <= 0:
-            return hist
-        if (hdr.lowest_trackable_value, hdr.highest_trackable_value, hdr.significant_figures) == (
-            LOWEST_US,
-            HIGHEST_US,
-            SIGNIFICANT_DIGITS,
-        ):
-            hist._counts = hdr.counts[:]  # a ctypes slice is a fast C copy into a list
-            recorded = sum(hist._counts)
-        else:  # another layout: re-bucket every non-empty bucket by its value
-            recorded = 0
-            for index in range(hdr.counts_len):
-                n = hdr.get_count_at_index(index)
-                if n:
-                    us = min(int(hdr.get_value_from_index(index)), HIGHEST_US)
-                    hist._counts[_index_for(us)] += n
-                    recorded += n
-        if recorded != count:
-            raise ValueError(
-                f"corrupt latency histogram payload: count {count} but "
-                f"{recorded} values in the buckets"
-            )
-        hist._count, hist._sum, hist._min, hist._max = count, total, low, high
+        hist.merge_sparse(SparseHistogram.from_payload(payload))
         return hist
 
     def __repr__(self) -> str:
@@ -245,8 +353,10 @@ def _set_extremes(hdr: HdrHistogram, count: int, high_ms: float) -> None:
     hdr.max_value = min(max(int(high_ms * 1000.0 + 0.5), 0), HIGHEST_US)
 
 
-def _payload(count: int, total_ms: float, low_ms: float, high_ms: float, hdr: HdrHistogram) -> str:
-    blob = hdr.encode().decode("ascii")
+def _payload(
+    count: int, total_ms: float, low_ms: float, high_ms: float, counts: Mapping[int, int]
+) -> str:
+    blob = encode_counts(counts)
     return ";".join((_PAYLOAD_TAG, str(count), repr(total_ms), repr(low_ms), repr(high_ms), blob))
 
 
@@ -357,12 +467,17 @@ class SparseHistogram:
 
     def to_payload(self) -> str:
         """``LatencyHistogram.to_payload``'s format: either class reads the other's."""
-        return _payload(self.count, self.sum_ms, self.min_ms, self.max_ms, self.to_hdr())
+        return _payload(self.count, self.sum_ms, self.min_ms, self.max_ms, self.counts)
 
     @classmethod
     def from_payload(cls, payload: str) -> SparseHistogram:
         """Rebuild from either class's payload; ``ValueError`` on a malformed one."""
-        return cls.of(LatencyHistogram.from_payload(payload))
+        sparse = cls()
+        count, total, low, high, counts = _parse_payload(payload)
+        if count:
+            sparse.counts, sparse.count, sparse.sum_ms = counts, count, total
+            sparse._min, sparse._max = low, high
+        return sparse
 
 
 class HistogramSet:
@@ -431,15 +546,15 @@ class HistogramSet:
         A ``total`` entry, if a sender included one, is ignored: the total is always derived.
         ``ValueError`` when an entry is malformed (nothing of that payload is merged then).
         """
-        decoded = {
-            name: LatencyHistogram.from_payload(p) for name, p in payload.items() if name != TOTAL
-        }
-        for name, hist in decoded.items():
+        self.merge_sparse(decode_payload(payload))
+
+    def merge_sparse(self, histograms: Mapping[str, SparseHistogram]) -> None:
+        """Add decoded histograms by name (a pass over their filled buckets)."""
+        for name, hist in histograms.items():
             mine = self._by_name.get(name)
             if mine is None:
-                self._by_name[name] = hist
-            else:
-                mine.merge(hist)
+                mine = self._by_name[name] = LatencyHistogram()
+            mine.merge_sparse(hist)
 
     def drain_payload(self) -> dict[str, str]:
         """The payload of everything recorded since the last drain, then start afresh.
@@ -453,6 +568,12 @@ class HistogramSet:
 
     def reset(self) -> None:
         self._by_name = {}
+
+
+def decode_payload(payload: Mapping[str, str]) -> dict[str, SparseHistogram]:
+    """A ``HistogramSet`` payload decoded, every entry or none (``ValueError``); a ``total``
+    entry, if a sender included one, is left out: the total is always derived."""
+    return {name: SparseHistogram.from_payload(p) for name, p in payload.items() if name != TOTAL}
 
 
 def mixture_percentile(parts: Sequence[tuple[LatencyHistogram, float]], q: float) -> float | None:

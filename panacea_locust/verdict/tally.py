@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panacea_locust.open_model.workload import ArrivalCounts
-from panacea_locust.verdict.histogram import HistogramSet
+from panacea_locust.verdict.histogram import HistogramSet, SparseHistogram, decode_payload
 from panacea_locust.verdict.timeline import Timeline
 from panacea_locust.verdict.traces import SlowestRequests
 
@@ -24,8 +24,8 @@ from panacea_locust.verdict.traces import SlowestRequests
 class Delta:
     """What one worker report added: answered and failed times, acceptable 4xx by code."""
 
-    answered: HistogramSet = field(default_factory=HistogramSet)
-    failed: HistogramSet = field(default_factory=HistogramSet)
+    answered: Mapping[str, SparseHistogram] = field(default_factory=dict)
+    failed: Mapping[str, SparseHistogram] = field(default_factory=dict)
     acceptable: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
@@ -88,15 +88,17 @@ class RunTally:
         """Add a worker's ``drain()`` (``source``: the worker); returns what it added (its
         histograms decoded once). ``ValueError`` on a malformed histogram payload, before
         anything is added."""
-        delta = Delta(acceptable=report.get("acceptable") or {})
-        delta.answered.merge_payload(report.get("histograms") or {})
-        delta.failed.merge_payload(report.get("failed") or {})
+        delta = Delta(
+            answered=decode_payload(report.get("histograms") or {}),
+            failed=decode_payload(report.get("failed") or {}),
+            acceptable=report.get("acceptable") or {},
+        )
         self.users_by_type.update(report.get("users_by_type", {}))
         for name, codes in delta.acceptable.items():
             self.acceptable[name].update(codes)
         self.sessions.update(report.get("sessions", {}))
-        self.histograms.merge(delta.answered)
-        self.failed.merge(delta.failed)
+        self.histograms.merge_sparse(delta.answered)
+        self.failed.merge_sparse(delta.failed)
         self.slowest.merge_payload(report.get("slowest") or {})
         self.service.merge_payload(report.get("service") or {})
         self.costly_skipped.update(report.get("costly_skipped") or {})

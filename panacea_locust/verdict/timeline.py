@@ -31,7 +31,6 @@ from hdrh.log import HistogramLogWriter
 
 from panacea_locust.verdict.histogram import (
     TOTAL,
-    HistogramSet,
     SparseHistogram,
     percentile_of,
 )
@@ -166,21 +165,19 @@ class Timeline:
     def add(
         self,
         at_s: float,
-        answered: HistogramSet,
-        failed: HistogramSet,
+        answered: Mapping[str, SparseHistogram],
+        failed: Mapping[str, SparseHistogram],
         acceptable: Mapping[str, Mapping[str, int]],
     ) -> None:
         """A worker's delta, into the interval it arrived in (merged exactly)."""
         interval = self.at(at_s)
-        for name in answered:
-            hist = SparseHistogram.of(answered[name])
+        for name, hist in answered.items():
             mine = interval.answered.get(name)
             if mine is None:
-                interval.answered[name] = hist
-            else:
-                mine.merge(hist)
-        for name in failed:
-            interval.failures[name] += failed[name].count
+                mine = interval.answered[name] = SparseHistogram()
+            mine.merge(hist)
+        for name, hist in failed.items():
+            interval.failures[name] += hist.count
         for name, codes in acceptable.items():
             interval.acceptable[name].update(codes)
 
