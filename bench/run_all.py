@@ -15,7 +15,7 @@ Everything runs on 127.0.0.1 and is stopped before the next part starts. The mac
 printed first: the figures mean little without it. ``--quick`` runs short versions; ``--json``
 writes every figure to a file. Exit code 0 when every target is met, 1 otherwise.
 
-    python bench/run_all.py [--quick] [--json FILE] [--only throughput,memory,accuracy,open,...]
+    python bench/run_all.py [--quick] [--json FILE] [--only throughput,...,master]
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import bench_accuracy
+import bench_master
 import bench_memory
 import bench_open_model
 import bench_throughput
 from common import BENCH_DIR, clean_env, machine, median, print_machine
 
-PARTS = ("throughput", "memory", "accuracy", "open", "reference")
+PARTS = ("throughput", "memory", "accuracy", "open", "reference", "master")
 REFERENCE_TARGET_RPS = 5000.0
 
 
@@ -153,6 +154,19 @@ def main(argv: list[str] | None = None) -> int:
             offered = median([r.offered for r in om.closed_at(saturated)])
             add(f"open at {saturated:.0%} of capacity: dropped", f"{drop:.1%}")
             add(f"closed at {saturated:.0%} of capacity: load offered", f"{offered:.0%} of target")
+
+    if "master" in parts:
+        print("\n== 6. one master, many workers' reports: its CPU and memory ==")
+        ms = bench_master.Settings(rounds=1) if q else bench_master.Settings()
+        if q:
+            ms.workers, ms.seconds, ms.warmup = (10, 100), 6.0, 3.0
+        scale = bench_master.run(ms)
+        bench_master.report(scale)
+        figures["master"] = scale.as_dict()
+        if scale.at(bench_master.TARGET_WORKERS):
+            share = scale.median(bench_master.TARGET_WORKERS, lambda p: p.share)
+            add(f"master: {bench_master.TARGET_WORKERS} workers' reports", f"{share:.1%} of a core",
+                f"< {bench_master.TARGET_CORE_SHARE:.0%}", scale.met)  # fmt: skip
 
     if "reference" in parts:
         print("\n== 5. the reference API, latency off, one core ==")
