@@ -266,3 +266,115 @@ def test_an_open_model_run_from_the_start_form(web_locust: tuple[str, Path]) -> 
     closed = start(arrival_rate="", label="closed-ui")
     assert closed["run"]["workload"]["model"] == "closed"
     assert set(closed["run"]["users"]) == {"HeavyUser", "LightUser"}
+
+
+def _post_swarm(base: str, **fields: str) -> dict:
+    form = {"user_count": "4", "spawn_rate": "4", "baseline": "none", **fields}
+    request = urllib.request.Request(
+        base + "/swarm", data=urllib.parse.urlencode(form).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict = json.loads(response.read())
+    assert answer["success"], answer
+    return answer
+
+
+def _rows(base: str) -> dict[str, dict]:
+    status, body = _get(base + "/panacea/status.json")
+    assert status == 200
+    return {row["name"]: row for row in json.loads(body)["rows"]}
+
+
+def _wait_for_summary(results: Path, known: set[Path], seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        new = [d for d in run_dirs(results) if d not in known]
+        if new and (new[-1] / "summary.json").exists():
+            known.add(new[-1])
+            return dict(json.loads((new[-1] / "summary.json").read_text()))
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.5)
+
+
+def test_the_tab_counts_down_a_broken_abort_rule(
+    web_locust: tuple[str, Path], api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """A rule of an ``abort = true`` table broken on every snapshot shows how long until it
+    stops the run; then the run stops, aborted, and the tab gives the verdict."""
+    base, cwd = web_locust
+    known = set(run_dirs(cwd / "results"))
+    slo = tmp_path / "abort.toml"
+    slo.write_text("[total]\np95_ms = 1\nmin_tail_samples = 0\nabort = true\n"
+                   "abort_grace_s = 6\n")  # fmt: skip
+    api.configure(latency="on", latency_scale=1.0)  # every answer slower than 1 ms
+    _post_swarm(base, slo_file=str(slo), run_time="60s")
+    countdowns = []
+    deadline = time.monotonic() + 30
+    while len(countdowns) < 2 and time.monotonic() < deadline:
+        status = _rows(base).get("rule: total p95_ms", {}).get("status", "")
+        if "aborts the run in" in status and status not in countdowns:
+            countdowns.append(status)
+        time.sleep(0.5)
+    assert len(countdowns) == 2, countdowns
+    left = [int(s.split("aborts the run in ")[1].split()[0]) for s in countdowns]
+    assert left[0] > left[1] and 0 <= left[1] <= 6, countdowns  # counting down
+    summary = _wait_for_summary(cwd / "results", known)
+    assert summary["run"]["aborted"].startswith("SLO abort: total p95_ms"), summary["run"]
+    assert summary["run"]["duration_s"] < 40
+    rows = _rows(base)
+    assert rows["verdict"]["status"] == "FAIL"
+
+
+def test_a_distributed_run_from_the_web_ui_shows_each_worker(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """A master with the web UI and two workers: the tab shows each worker's CPU, and the
+    run's folder is the master's, with both workers recorded."""
+    web, master_port = _free_port(), _free_port()
+    env = clean_env(**FAST_WAITS)
+    log = (tmp_path / "master.log").open("w")
+    procs = [subprocess.Popen(
+        [*LOCUST, "--master", "--host", api.url, "--web-host", "127.0.0.1", "--web-port",
+         str(web), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )]  # fmt: skip
+    for i in range(2):
+        folder = tmp_path / f"w{i}"
+        folder.mkdir()
+        procs.append(subprocess.Popen(
+            [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port",
+             str(master_port)],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+    base = f"http://127.0.0.1:{web}"
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            status, body = _get(base + "/stats/requests")
+            if (
+                status == 200
+                and json.loads(body).get("workers")
+                and len(json.loads(body)["workers"]) == 2
+            ):
+                break
+            assert time.monotonic() < deadline, (tmp_path / "master.log").read_text()[-2000:]
+            time.sleep(0.3)
+        _post_swarm(base, user_count="6", spawn_rate="6", run_time="8s", label="dist-ui")
+        deadline = time.monotonic() + 30
+        workers: list[str] = []
+        while len(workers) < 2 and time.monotonic() < deadline:  # reports every 3 s
+            workers = [n for n in _rows(base) if n.startswith("load generator: CPU of worker")]
+            time.sleep(0.5)
+        assert len(workers) == 2, _rows(base)
+        summary = _wait_for_summary(tmp_path / "results", set())
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+    assert len(summary["run"]["workers"]["joined"]) == 2
+    assert summary["run"]["label"] == "dist-ui" and summary["total"]["requests"] > 0
