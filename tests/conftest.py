@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # imported in the fixture: Locust patches the stdlib when imp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 pytest_plugins = ["clickhouse_fixture"]
+CHROMIUM = Path("/usr/bin/chromium")
+# read at import: the suite's autouse fixture clears PANACEA_* variables before each test
+REQUIRE_BROWSER = os.environ.get("PANACEA_REQUIRE_BROWSER", "") == "1" or os.environ.get(
+    "CI", ""
+).lower() in ("1", "true", "yes")
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -130,3 +135,28 @@ def run_panacea(
     )
     new = [p for p in run_dirs(cwd / "results") if p not in before]
     return LocustRun(proc.returncode, proc.stdout, proc.stderr, new[-1] if new else None)
+
+
+def need_browser(reason: str) -> None:
+    """Skip a browser test for ``reason``, or fail it where the browser is required (CI)."""
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{reason}, but CI=true or PANACEA_REQUIRE_BROWSER=1 requires the browser")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (which never downloads a browser
+    here: it is pointed at the system one)."""
+    if not CHROMIUM.exists():
+        need_browser(f"{CHROMIUM} is missing (make browser, as root, installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need_browser("playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

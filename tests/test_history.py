@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -322,31 +321,12 @@ def test_history_of_two_real_runs_flags_the_failures_of_the_second(
 # --- in a real browser --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (as ``test_summary_html`` does)."""
-    from test_summary_html import CHROMIUM, _need_browser
-
-    if not CHROMIUM.exists():
-        _need_browser(f"{CHROMIUM} is missing (make browser, as root, installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need_browser("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.mark.browser
-def test_history_html_in_chromium(chromium: Any, results: Path) -> None:
+def test_history_html_in_chromium(browser: Any, results: Path) -> None:
     from test_summary_html import Opened
 
     assert main(["--results-dir", str(results)]) == 0
-    opened = Opened(chromium, results / HISTORY_HTML)
+    opened = Opened(browser, results / HISTORY_HTML)
     try:
         page = opened.page
         assert opened.errors == [] and opened.failed == []

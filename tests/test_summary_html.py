@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +33,6 @@ from panacea_locust.verdict.results import EndpointCounts, build_summary, metric
 from panacea_locust.verdict.thresholds import parse_slo
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-# read at import: the suite's autouse fixture clears PANACEA_* variables before each test
-REQUIRE_BROWSER = os.environ.get("PANACEA_REQUIRE_BROWSER", "") == "1" or os.environ.get(
-    "CI", ""
-).lower() in ("1", "true", "yes")
 
 HOSTILE = '<script>alert("x")</script>'
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
@@ -456,29 +449,6 @@ def test_the_renderer_loads_neither_locust_nor_gevent() -> None:
 
 
 # --- in a real browser ------------------------------------------------------------------------
-
-
-def _need_browser(reason: str) -> None:
-    if REQUIRE_BROWSER:
-        pytest.fail(f"{reason}, but CI=true or PANACEA_REQUIRE_BROWSER=1 requires the browser")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright."""
-    if not CHROMIUM.exists():
-        _need_browser(f"{CHROMIUM} is missing (make browser, as root, installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need_browser("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Opened:

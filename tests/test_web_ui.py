@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, clean_env, run_dirs, run_panacea
-from test_summary_html import CHROMIUM, _need_browser
 
 from panacea_locust.reference_api.launcher import ReferenceAPIProcess
 from panacea_locust.verdict.results import STABLE_KEYS
@@ -60,22 +59,6 @@ def _get(url: str) -> tuple[int, bytes]:
         return err.code, b""
     except OSError:
         return 0, b""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _need_browser(f"{CHROMIUM} is missing (make browser, as root, installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need_browser("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture()
