@@ -703,6 +703,7 @@ class PanaceaRun:
         state.started_monotonic = time.monotonic()
         state.ended_at, state.written, state.aborted, state.run_dir = None, False, None, None
         state.exit_code, state.interrupted = None, None
+        state.final, state.compare, self.abort_tracker = None, None, None  # the last run's
         self._schedule_started = self._schedule_ended = 0.0
         self._schedule_epoch = None
         self._install_signal_handlers()
@@ -744,8 +745,11 @@ class PanaceaRun:
         self.state.ended_at = datetime.now(timezone.utc)
         options = environment.parsed_options
         if options is not None and not options.headless:
-            # Web UI: each test is a run; give the workers' last reports a moment to arrive.
-            gevent.spawn_later(2.0, self.export_results)
+            # Web UI: each test is a run; a master gives its workers' last reports a moment
+            # to arrive; a local process has them all (and the page's last poll may then
+            # already show the verdict)
+            wait = 2.0 if isinstance(environment.runner, MasterRunner) else 0.0
+            gevent.spawn_later(wait, self.export_results)
 
     def _on_quitting(self, **_: Any) -> None:
         environment, state = self.environment, self.state

@@ -221,6 +221,10 @@ def test_an_open_model_run_from_the_start_form(web_locust: tuple[str, Path]) -> 
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = json.loads(response.read())
         assert answer["success"], answer
+        time.sleep(1.5)
+        during = _rows(base)  # the tab of this run, not of the one before
+        assert during["run"]["value"] == "running" and "verdict" not in during, during
+        assert during["run"]["status"] == "", during  # no run id until it is written
         deadline = time.monotonic() + 40
         while True:
             new = [d for d in run_dirs(cwd / "results") if d not in before]
@@ -246,9 +250,12 @@ def test_an_open_model_run_from_the_start_form(web_locust: tuple[str, Path]) -> 
     assert workload["model"] == "open" and workload["target_rps"] == 20, workload
     assert workload["max_users"] == 10 and workload["sent"] > 40, workload
     assert set(opened["run"]["users"]) == {"OpenUser"}
+    assert _rows(base)["open model: target rate"]["value"] == "20.0/s"
     closed = start(arrival_rate="", label="closed-ui")
     assert closed["run"]["workload"]["model"] == "closed"
     assert set(closed["run"]["users"]) == {"HeavyUser", "LightUser"}
+    rows = _rows(base)  # the second run's, not the first's
+    assert rows["run"]["status"] == closed["run"]["id"] and "open model: target rate" not in rows
 
 
 def _post_swarm(base: str, **fields: str) -> dict:

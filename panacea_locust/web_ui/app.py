@@ -46,6 +46,7 @@ class PanaceaWebUI:
         self.run, self.web_ui = run, web_ui
         self._rows: list[dict[str, str]] = []
         self._rows_at = 0.0
+        self._final: object = None  #: the written summary the rows last showed
         args = web_ui.template_args
         args["extended_tabs"] = [{"title": "Panacea", "key": TAB_KEY}]
         args["extended_tables"] = [
@@ -109,7 +110,9 @@ class PanaceaWebUI:
 
     def rows(self) -> list[dict[str, str]]:
         now = time.monotonic()
-        if now - self._rows_at >= SNAPSHOT_S or not self._rows:
+        final = self.run.state.final
+        if now - self._rows_at >= SNAPSHOT_S or not self._rows or final is not self._final:
+            self._final = final  # the results were just written: show the verdict now
             self._rows = panel_rows(self.snapshot())
             self._rows_at = now
         return self._rows
