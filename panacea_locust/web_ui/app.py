@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Response, abort, jsonify, redirect, request, send_file
 
@@ -26,9 +26,10 @@ from panacea_locust.web_ui.panel import COLUMNS, REPORT_FILES, TAB_KEY, form_err
 from panacea_locust.web_ui.panel import safe_report as find_report
 
 if TYPE_CHECKING:
+    from locust.env import Environment
     from locust.web import WebUI
 
-    from panacea_locust.event_handlers import PanaceaRun
+    from panacea_locust.run_context import RunContext
 
 logger = logging.getLogger("panacea_locust")
 #: the tab's rows are rebuilt at most this often (a snapshot judges every rule)
@@ -39,10 +40,25 @@ LINKS = (("summary.html", "Panacea summary (HTML)"), ("summary.md", "Panacea sum
          ("compare.html", "Panacea comparison with the baseline (HTML)"))  # fmt: skip
 
 
+class Run(Protocol):
+    """What the web UI needs of a run (``event_handlers.PanaceaRun`` is one): named here, so
+    this module does not import the listeners that create it."""
+
+    environment: Environment
+    context: RunContext
+    state: Any  #: ``final`` (the written summary) and ``run_dir``
+
+    def web_ui_slo(self, slo_file: str, scenario: str) -> tuple[str | None, Any]: ...
+
+    def web_ui_snapshot(self) -> dict[str, Any]: ...
+
+    def results_root(self) -> str: ...
+
+
 class PanaceaWebUI:
     """The web UI's Panacea parts, for the run of one Environment."""
 
-    def __init__(self, run: PanaceaRun, web_ui: WebUI) -> None:
+    def __init__(self, run: Run, web_ui: WebUI) -> None:
         self.run, self.web_ui = run, web_ui
         self._rows: list[dict[str, str]] = []
         self._rows_at = 0.0
