@@ -368,3 +368,29 @@ def test_a_distributed_run_from_the_web_ui_shows_each_worker(
         log.close()
     assert len(summary["run"]["workers"]["joined"]) == 2
     assert summary["run"]["label"] == "dist-ui" and summary["total"]["requests"] > 0
+
+
+def test_under_a_web_base_path_the_panacea_pages_are_there_too(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """Locust's ``--web-base-path`` moves its pages (a reverse proxy's prefix); the Download
+    Data links are relative to them, so ours move along."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*LOCUST, "--host", api.url, "--web-host", "127.0.0.1", "--web-port", str(port),
+         "--web-base-path", "/perf"],
+        cwd=tmp_path, env=clean_env(**FAST_WAITS), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/perf"
+    try:
+        deadline = time.monotonic() + 30
+        while _get(base + "/stats/requests")[0] != 200:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        status, body = _get(base + "/panacea/status.json")
+        assert status == 200 and json.loads(body)["rows"][0]["name"] == "run"
+        assert _get(base + "/panacea/latest/summary.html")[0] == 404  # no run yet
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -76,10 +76,13 @@ class PanaceaWebUI:
         app.before_request(self._check_start_form)
         app.after_request(self._add_panel)
         login = web_ui.auth_required_if_enabled
-        app.add_url_rule("/panacea/runs/<run_id>/<name>", "panacea_report",
+        # beside Locust's pages: under its --web-base-path, where the page's relative links go
+        options = run.environment.parsed_options
+        base = (getattr(options, "web_base_path", None) or "").rstrip("/")
+        app.add_url_rule(f"{base}/panacea/runs/<run_id>/<name>", "panacea_report",
                          login(self._report))  # fmt: skip
-        app.add_url_rule("/panacea/latest/<name>", "panacea_latest", login(self._latest))
-        app.add_url_rule("/panacea/status.json", "panacea_status", login(self._status))
+        app.add_url_rule(f"{base}/panacea/latest/<name>", "panacea_latest", login(self._latest))
+        app.add_url_rule(f"{base}/panacea/status.json", "panacea_status", login(self._status))
 
     # --- the start form --------------------------------------------------------------------
     def _check_start_form(self) -> Response | None:
