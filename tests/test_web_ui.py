@@ -62,14 +62,24 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture()
-def web_locust(api: ReferenceAPIProcess, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """An earlier run (the baseline to pick), then Locust's web UI on a free loopback port,
-    in ``tmp_path`` (its results folder)."""
+def earlier_run(api: ReferenceAPIProcess, tmp_path: Path) -> Path:
+    """A run in ``tmp_path``'s results folder before Locust starts: a baseline to pick."""
     earlier = run_panacea(
         ["--host", api.url, "-u", "4", "-r", "4", "-t", "3s", "--no-slo", "--label", "before"],
         cwd=tmp_path, env=clean_env(**FAST_WAITS),
     )  # fmt: skip
-    assert earlier.returncode == 0, earlier.stderr[-2000:]
+    assert earlier.returncode == 0 and earlier.run_dir, earlier.stderr[-2000:]
+    return earlier.run_dir
+
+
+@pytest.fixture()
+def web_locust(
+    api: ReferenceAPIProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Path]]:
+    """Locust's web UI on a free loopback port, in ``tmp_path`` (its results folder); after
+    ``earlier_run`` when the test asks for it (the form lists the runs there at start)."""
+    if "earlier_run" in request.fixturenames:
+        request.getfixturevalue("earlier_run")
     port = _free_port()
     log = (tmp_path / "locust.log").open("w")
     proc = subprocess.Popen(
@@ -102,7 +112,7 @@ def _cell(page: Any, row_name: str, column: int) -> Any:
 
 
 def test_a_run_started_and_stopped_in_the_web_ui(
-    browser: Any, web_locust: tuple[str, Path], tmp_path: Path
+    browser: Any, earlier_run: Path, web_locust: tuple[str, Path], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
