@@ -77,9 +77,11 @@ class PrometheusServer:
     url: str
     log: Path
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """``/api/v1/query`` at this moment: the result vector (``metric``, ``value``)."""
-        address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """``/api/v1/query`` at this moment (or at the Unix time ``at``): the result
+        (``metric`` and ``value``, or ``values`` for a range selector)."""
+        params = {"query": expr, **({"time": repr(at)} if at is not None else {})}
+        address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(address, timeout=10) as response:
             body = json.load(response)
         assert body["status"] == "success", body

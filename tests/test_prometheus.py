@@ -484,7 +484,11 @@ def test_a_real_prometheus_scrapes_a_real_run(api: ReferenceAPIProcess, tmp_path
         # the users at their peak, each rule as judged at the end, the run's labels
         users = prom.values("max_over_time(panacea_users[10m])", "user_type")
         assert {k: v for k, v in users.items() if v} == summary["run"]["users"]
-        rules = prom.query("last_over_time(panacea_slo_rule_passing[10m])")
+        # as of the last good scrape: a rule judged during the run may have had too few
+        # samples at its end (no series then), which last_over_time would not show
+        (up,) = prom.query(f'up{{job="{JOB}"}}[10m]')
+        last_scrape = max(float(at) for at, value in up["values"] if value == "1")
+        rules = prom.query("panacea_slo_rule_passing", at=last_scrape)
         served_rules = {(r["metric"]["scope"], r["metric"]["metric"]): float(r["value"][1])
                         for r in rules}  # fmt: skip
         judged = {
