@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import statistics
 import subprocess
@@ -55,14 +54,11 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    BENCH_DIR,
     FRAMEWORK_LOCUSTFILE,
     LOCUSTFILES,
-    STATIC_BODY,
-    clean_env,
     cleanup,
     cpus,
-    pinned,
+    delay_server_process,
     print_machine,
     run_locust,
     stop,
@@ -105,26 +101,11 @@ def delay_server(delay_ms: float, cpu: int | None, connections: int) -> Iterator
     """``delay_server.py`` pinned to ``cpu``, with a worker for each of ``connections``;
     stopped (workers too) on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-delay-") as tmp:
-        body = Path(tmp) / "body.json"
-        body.write_text(json.dumps(STATIC_BODY, separators=(",", ":")))
         held = Path(tmp) / "held.txt"
-        script = str(BENCH_DIR / "delay_server.py")
-        args = ["--delay-ms", f"{delay_ms:g}", "--held-file", str(held), "--body", str(body)]
+        args = ["--delay-ms", f"{delay_ms:g}", "--held-file", str(held)]
         args += ["--workers", str(connections + 4)]
-        cmd = pinned([sys.executable, script, *args], cpu)
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=clean_env()
-        )
-        server = DelayServer(proc, held)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line.startswith("listening on "):
-                raise RuntimeError(f"delay server did not start: {line!r}")
-            server.url = line.split()[-1]
-            yield server
-        finally:
-            stop(proc)
+        with delay_server_process(Path(tmp), args, cpu) as (proc, url):
+            yield DelayServer(proc, held, url)
 
 
 @dataclass

@@ -86,20 +86,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common import (
-    BENCH_DIR,
     FRAMEWORK_LOCUSTFILE,
-    STATIC_BODY,
     CoreSamples,
     LocustProcess,
     LocustResult,
-    clean_env,
     cleanup,
     core_samples,
     cpus,
+    delay_server_process,
     finish_locust,
     median,
     nginx,
-    pinned,
     print_machine,
     start_locust,
     stop,
@@ -442,26 +439,12 @@ def capacity_server(
     """``delay_server.py --capacity slots --delay-ms hold_ms`` pinned to ``cpu``, a worker for
     each of ``connections``; stopped (workers too, their records written) on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp:
-        body = Path(tmp) / "body.json"
-        body.write_text(json.dumps(STATIC_BODY, separators=(",", ":")))
         requests = Path(tmp) / "requests.txt"
-        args = ["--delay-ms", f"{hold_ms:g}", "--capacity", str(slots), "--body", str(body)]
+        args = ["--delay-ms", f"{hold_ms:g}", "--capacity", str(slots)]
         args += ["--held-file", str(Path(tmp) / "held.txt"), "--requests-file", str(requests)]
         args += ["--workers", str(connections + 4)]
-        cmd = pinned([sys.executable, str(BENCH_DIR / "delay_server.py"), *args], cpu)
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=clean_env()
-        )
-        server = CapacityServer(proc, requests)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line.startswith("listening on "):
-                raise RuntimeError(f"delay server did not start: {line!r}")
-            server.url = line.split()[-1]
-            yield server
-        finally:
-            stop(proc)
+        with delay_server_process(Path(tmp), args, cpu) as (proc, url):
+            yield CapacityServer(proc, requests, url)
 
 
 @dataclass

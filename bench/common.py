@@ -238,6 +238,30 @@ class LocustProcess:
             os.kill(self.proc.pid, signum)
 
 
+@contextlib.contextmanager
+def delay_server_process(
+    folder: Path, args: Sequence[str], cpu: int | None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``delay_server.py`` with ``args``, answering ``STATIC_BODY`` (written into ``folder``),
+    pinned to ``cpu``: yields the process and its URL once it listens; stopped (its workers
+    too, their records written) on exit."""
+    body = folder / "body.json"
+    body.write_text(json.dumps(STATIC_BODY, separators=(",", ":")))
+    script = str(BENCH_DIR / "delay_server.py")
+    cmd = pinned([sys.executable, script, *args, "--body", str(body)], cpu)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=clean_env()
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"delay server did not start: {line!r}")
+        yield proc, line.split()[-1]
+    finally:
+        stop(proc)
+
+
 def start_locust(
     locustfile: Path,
     host: str,
