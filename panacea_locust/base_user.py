@@ -31,6 +31,7 @@ from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import RunContext
 from panacea_locust.secrets import SCRUBBER, install_logging, secret_values
+from panacea_locust.stale_connections import StaleConnectionResend
 from panacea_locust.verdict.traces import new_traceparent
 
 _settings = get_settings()
@@ -156,6 +157,10 @@ class PanaceaAPIUser(FastHttpUser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         use_lazy_cookie_jar(self.client)  # cookies still work; no cost while there are none
+        StaleConnectionResend(self._stale_resend).install(self.client.client)
+
+    def _stale_resend(self) -> None:
+        self.run_context.tally.stale_resends += 1
 
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""

@@ -1380,6 +1380,7 @@ class PanaceaRun:
             "workload": workload,
             "workers": self.workers_record(),
             "cost_guard": cost_guard_record(ctx.settings.ai_max_rps, ctx.tally.costly_skipped),
+            "connections": {"stale_resends": ctx.tally.stale_resends},
             **run_metadata(environment.parsed_options),
         }
         if state.aborted:

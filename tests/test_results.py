@@ -104,11 +104,13 @@ def test_tally_drain_and_merge_add_up_like_one_process() -> None:
             tally.histograms.record(SEARCH, 10.0 * (i + 1))
         tally.acceptable_response(INFO, 404)
         tally.data_sources[f"w{n}"] = {"mode": "generated", "loaded": {}, "fallbacks": {}}
+        tally.stale_resends += n
     master.merge(w1.drain())
     master.merge(w2.drain())
     master.merge(w1.drain())  # an empty interval changes nothing
     assert master.users_by_type == {"LightUser": 5, "HeavyUser": 3}
     assert master.acceptable[INFO] == {"404": 2}
+    assert master.stale_resends == 8  # each counted once, the second drain of w1 empty
     hist = master.histograms.get(SEARCH)
     assert hist is not None and hist.count == 8 and hist.max_ms == 50.0
     source = master.data_source()

@@ -126,6 +126,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         out.append(f"- Workload: closed model, {run['workload'].get('users')} users")
     if run.get("load_generator"):
         out.append(_generator_line(run["load_generator"]))
+    resent = (run.get("connections") or {}).get("stale_resends")
+    if resent:
+        out.append(
+            f"- Connections: {resent} requests resent after the target closed a kept-alive "
+            "connection under them (its keep-alive timeout)"
+        )
     out += ["", f"**{verdict_line(summary)}**", ""]
     warnings = generator_warnings(summary)
     if warnings:

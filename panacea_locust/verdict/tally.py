@@ -50,6 +50,8 @@ class RunTally:
         self._arrival_peaks: dict[str, int] = {}  # process -> its highest busy-users peak
         #: AI requests not sent because of AI_MAX_RPS, per request name
         self.costly_skipped: Counter[str] = Counter()
+        #: requests resent because the target closed a kept-alive connection under them
+        self.stale_resends = 0
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
         #: a local process's timeline: its acceptable responses count in the current interval
         #: too (the request listener records the times); None on workers and masters
@@ -76,12 +78,14 @@ class RunTally:
             "service": self.service.drain_payload(),
             "arrivals": self.arrivals.drain() if self.arrivals.has_arrivals else None,
             "costly_skipped": dict(self.costly_skipped),
+            "stale_resends": self.stale_resends,
             "data_sources": dict(self.data_sources),
         }
         self.users_by_type.clear()
         self.acceptable.clear()
         self.sessions.clear()
         self.costly_skipped.clear()
+        self.stale_resends = 0
         return report
 
     def merge(self, report: dict[str, Any], source: str = "") -> Delta:
@@ -102,6 +106,7 @@ class RunTally:
         self.slowest.merge_payload(report.get("slowest") or {})
         self.service.merge_payload(report.get("service") or {})
         self.costly_skipped.update(report.get("costly_skipped") or {})
+        self.stale_resends += int(report.get("stale_resends") or 0)
         if report.get("arrivals"):
             self.arrivals.merge(report["arrivals"], self._arrival_peaks, source)
         self.data_sources.update(report.get("data_sources", {}))
@@ -118,6 +123,7 @@ class RunTally:
         self.arrivals = ArrivalCounts()
         self._arrival_peaks.clear()
         self.costly_skipped.clear()
+        self.stale_resends = 0
         self.acceptable.clear()
 
     def reset(self) -> None:

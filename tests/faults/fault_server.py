@@ -25,6 +25,11 @@ every endpoint; a path naming no mode gets ``server.default_mode``. The modes:
     chunk).
 ``reset``
     reads the request, then closes with ``SO_LINGER`` 0: the client gets a TCP RST.
+``idle-close``
+    ``ok``, then the connection is kept until the client sends its next request on it, which
+    is not read: the connection is closed under it (counted as ``closed_unread``). What a
+    server's keep-alive timeout does when it fires just as a client reuses the connection:
+    the request never reaches the application.
 ``huge`` / ``huge-chunked``
     200 with a ``huge_bytes`` (50 MB) JSON object that looks valid, streamed in blocks; with a
     ``Content-Length`` / chunked.
@@ -87,6 +92,7 @@ MODES = (
     "truncate",
     "close-mid-body",
     "reset",
+    "idle-close",
     "huge",
     "huge-chunked",
     "gzip",
@@ -140,6 +146,7 @@ class ModeCounts:
     started: int = 0
     completed: int = 0
     aborted: int = 0
+    closed_unread: int = 0  #: ``idle-close``: requests closed under, never read
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,22 @@ class _Handler(BaseHTTPRequestHandler):
         part = body[: len(body) // 2]
         self._write(b"%x\r\n%s\r\n" % (len(part), part))
         self.close_connection = True  # FIN without the rest and the last chunk
+
+    def _idle_close(self) -> None:
+        self._ok()
+        conn = self.connection
+        while True:  # until the next request arrives, the client leaves or the server stops
+            readable, _, _ = select.select([conn], [], [], 0.05)
+            if readable:
+                break
+            owner = self.server.owner
+            if owner.stopping.is_set() or owner.time_left() <= 0:  # the answer was complete
+                self.close_connection = True
+                return
+        if conn.recv(1, socket.MSG_PEEK):  # a request, left unread
+            self.server.owner.count("idle-close", "closed_unread")
+            self._reset()
+        self.close_connection = True
 
     def _reset(self) -> None:
         conn = self.connection
@@ -472,7 +495,7 @@ class FaultServer:
         """A snapshot of what the server saw of ``mode``."""
         with self._lock:
             c = self._counts[mode]
-            return ModeCounts(c.started, c.completed, c.aborted)
+            return ModeCounts(c.started, c.completed, c.aborted, c.closed_unread)
 
     def wait_for(
         self, mode: str, check: Callable[[ModeCounts], bool], timeout: float = 10.0

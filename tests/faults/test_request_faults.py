@@ -19,7 +19,6 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,14 @@ import pytest
 from conftest import clean_env, run_dirs
 
 from panacea_locust.base_user import PanaceaAPIUser
-from panacea_locust.config import load_settings
 from panacea_locust.contract import ENDPOINTS, ENDPOINTS_BY_KEY
-from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.payload_generator import RequestSpec
 
+from .conftest import TIMEOUT, MakeUser
 from .fault_server import FaultServer, ModeCounts
 
 pytestmark = pytest.mark.faults
 
-TIMEOUT = 1.0  #: REQUEST_TIMEOUT of the in-process users
 SLACK = 1.5  #: seconds a request may take beyond its deadline on a loaded test machine
 INFO = ENDPOINTS_BY_KEY["LOGS_INFO"].path  # a GET
 SEARCH = ENDPOINTS_BY_KEY["LOGS_SEARCH"].path  # a POST
@@ -47,27 +44,6 @@ POST_SEARCH = RequestSpec("POST", SEARCH, SEARCH, {"bundle_id": 801, "query": "e
 
 
 # --- helpers ---------------------------------------------------------------------------------
-MakeUser = Callable[..., PanaceaAPIUser]
-
-
-@pytest.fixture
-def user_for(fault_server: FaultServer, new_run: Callable[..., PanaceaRun]) -> MakeUser:
-    """``user_for(mode, SETTING=value, ...)``: a started user whose every request meets
-    ``mode``, on its own run, with ``REQUEST_TIMEOUT`` of ``TIMEOUT`` unless given."""
-
-    def make(mode: str, **settings: Any) -> PanaceaAPIUser:
-        class User(PanaceaAPIUser):
-            host = fault_server.url_for(mode)
-
-        run = new_run(user_classes=[User])
-        # the run's settings; the HTTP client's own socket timeouts stay at the process's
-        # (30 s by default), so a request that ends in about TIMEOUT met the request deadline
-        run.context.settings = load_settings({"REQUEST_TIMEOUT": TIMEOUT, **settings})
-        user = User(run.environment)
-        user.on_start()
-        return user
-
-    return make
 
 
 def send(user: PanaceaAPIUser, spec: RequestSpec, limit: float = TIMEOUT + SLACK) -> float:

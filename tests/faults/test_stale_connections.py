@@ -1,0 +1,49 @@
+"""A kept-alive connection the target closes just as a request goes out on it.
+
+A server closes an idle keep-alive connection when its timeout fires; a request sent on it at
+that moment never reaches the application, and no byte of answer comes back. Found in CI: an
+open-model run counted one request more than the reference API received; a POST failed as
+``connection error (HTTPConnectionClosed)`` against a healthy API (docs/reliability.md).
+
+The fault server's ``idle-close`` mode answers, then closes each connection under the next
+request sent on it, unread: every request after a user's first meets a stale connection.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import MakeUser
+from .fault_server import FaultServer
+from .test_request_faults import GET_INFO, POST_SEARCH, counted, reasons, send
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.mark.parametrize("spec", [POST_SEARCH, GET_INFO], ids=["POST", "GET"])
+def test_a_request_on_a_connection_closed_under_it_is_resent_once_and_counted(
+    user_for: MakeUser, fault_server: FaultServer, spec: object
+) -> None:
+    user = user_for("idle-close")
+    for _ in range(3):
+        send(user, spec)  # type: ignore[arg-type]
+    assert counted(user, spec) == (3, 0), reasons(user)  # type: ignore[arg-type]
+    counts = fault_server.counts("idle-close")
+    # the target handled each request once; two were sent on a connection it closed unread
+    assert (counts.started, counts.closed_unread) == (3, 2), counts
+    assert [r.body for r in fault_server.received] == [fault_server.received[0].body] * 3
+    assert user.run_context.tally.stale_resends == 2
+
+
+def test_a_new_connection_closed_without_an_answer_is_a_failure_not_resent(
+    user_for: MakeUser, fault_server: FaultServer
+) -> None:
+    """The target read the request and reset a connection it had just accepted: that is its
+    answer, so the POST fails, once, and is not sent again."""
+    user = user_for("reset")
+    send(user, POST_SEARCH)
+    assert counted(user, POST_SEARCH) == (1, 1)
+    ((reason, _),) = reasons(user).items()
+    assert reason.startswith("connection error ("), reason
+    assert fault_server.counts("reset").started == 1
+    assert user.run_context.tally.stale_resends == 0
