@@ -14,6 +14,8 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from itertools import compress
+from unittest.mock import patch
 
 from hdrh.histogram import HdrHistogram
 
@@ -24,6 +26,7 @@ from panacea_locust.verdict.histogram import (
     HistogramSet,
     LatencyHistogram,
 )
+from panacea_locust.verdict.tally import RunTally
 
 
 def _per_call_ns(fn: Callable[[float], object], values: Sequence[float], runs: int) -> float:
@@ -97,6 +100,41 @@ def main() -> None:
             ours.percentile(q)
 
     print(f"5 percentiles after new records   {_median_ms(fresh_percentiles, args.runs):8.2f} ms")
+    _worker_report(rng, args.runs)
+
+
+def _worker_report(rng: random.Random, runs: int) -> None:
+    """A worker's report interval: 3 s at 100 req/s over the 12 endpoints, each request in the
+    answered and the service histograms. ``tally.drain()`` runs on the worker's event loop,
+    which does nothing else meanwhile. Against it, the same drain finding the filled buckets
+    by a scan of every bucket (what it did before), in alternating rounds."""
+    names = [f"/api/v1/endpoint/{i}" for i in range(12)]
+
+    def interval() -> RunTally:
+        tally = RunTally()
+        for _ in range(300):
+            name, ms = rng.choice(names), rng.lognormvariate(4.0, 1.0)
+            tally.histograms.record(name, ms)
+            tally.service.record(name, ms)
+        return tally
+
+    def full_scan(hist: LatencyHistogram) -> dict[int, int]:
+        dense = hist._counts
+        return {i: dense[i] for i in compress(range(len(dense)), dense)}
+
+    now, before = [], []
+    for _ in range(max(runs, 5)):
+        for samples, scan in ((now, LatencyHistogram.filled), (before, full_scan)):
+            tally = interval()
+            with patch.object(LatencyHistogram, "filled", scan):
+                start = time.perf_counter_ns()
+                tally.drain()
+                samples.append((time.perf_counter_ns() - start) / 1e6)
+    a, b = statistics.median(now), statistics.median(before)
+    print(
+        f"worker report (drain, 300 requests) {a:8.2f} ms; scanning every bucket {b:.2f} ms "
+        f"({b / a:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from panacea_locust.verdict.histogram import (
     TOTAL,
     HistogramSet,
     LatencyHistogram,
+    SparseHistogram,
     _highest_equivalent_us,
     _index_for,
     decode_counts,
@@ -298,3 +299,21 @@ def test_histogram_set_payload_ignores_total_and_empty() -> None:
     assert other["/a"].count == 2
     other.reset()
     assert len(other) == 0 and other.total.count == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_filled_buckets_are_every_filled_bucket(seed: int) -> None:
+    """``filled`` scans only between the buckets of the minimum and the maximum: it must find
+    what a scan of every bucket finds, edges included (0, sub-microsecond, above 1 hour,
+    negative values, a merge that widens the range)."""
+    rng = random.Random(seed)
+    edges = [0.0, 0.0004, 0.0005, -3.0, 3_600_000.0, 5_000_000.0, 1e-9]
+    hist, other = LatencyHistogram(), LatencyHistogram()
+    for ms in [rng.lognormvariate(2, 2) for _ in range(500)] + rng.sample(edges, 3):
+        hist.record(ms)
+    for ms in [rng.uniform(0, 10) for _ in range(50)] + rng.sample(edges, 2):
+        other.record(ms)
+    hist.merge(other)
+    every = {i: n for i, n in enumerate(hist._counts) if n}
+    assert hist.filled() == every and sum(every.values()) == hist.count
+    assert SparseHistogram.of(hist).counts == every

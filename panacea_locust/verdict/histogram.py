@@ -72,6 +72,11 @@ def _index_for(us: int) -> int:
     return ((b + 1) << _HALF_MAG) + (us >> b) - _HALF_COUNT
 
 
+def _clamped_us(ms: float) -> int:
+    """A recorded value's microseconds as ``record`` buckets it (rounded, within the range)."""
+    return min(max(int(ms * 1000.0 + 0.5), 0), HIGHEST_US)
+
+
 def _highest_equivalent_us(index: int) -> int:
     """Largest value in microseconds that falls into the bucket at ``index``."""
     bucket = (index >> _HALF_MAG) - 1
@@ -328,9 +333,18 @@ class LatencyHistogram:
         Format: ``hdr1;<count>;<sum_ms>;<min_ms>;<max_ms>;<HdrHistogram base64 V2 blob>``; the
         blob is readable by any HdrHistogram implementation (values in microseconds).
         """
+        return _payload(self._count, self._sum, self.min_ms, self.max_ms, self.filled())
+
+    def filled(self) -> dict[int, int]:
+        """The filled buckets, index -> count. Only the buckets between those of the exact
+        minimum and maximum can be filled, so only those are scanned: a pass over all 23552
+        cost about 0.8 ms, which a worker paid per endpoint at each report, its event loop
+        blocked meanwhile."""
+        if not self._count:
+            return {}
+        lo, hi = _index_for(_clamped_us(self._min)), _index_for(_clamped_us(self._max))
         dense = self._counts
-        filled = {i: dense[i] for i in compress(range(_COUNTS_LEN), dense)} if self._count else {}
-        return _payload(self._count, self._sum, self.min_ms, self.max_ms, filled)
+        return {i: dense[i] for i in compress(range(lo, hi + 1), dense[lo : hi + 1])}
 
     @classmethod
     def from_payload(cls, payload: str) -> LatencyHistogram:
@@ -450,8 +464,7 @@ class SparseHistogram:
         """The filled buckets of ``hist`` (one C-speed pass to find them)."""
         sparse = cls()
         if hist.count:
-            dense = hist._counts
-            sparse.counts = {i: dense[i] for i in compress(range(_COUNTS_LEN), dense)}
+            sparse.counts = hist.filled()
             sparse.count, sparse.sum_ms = hist._count, hist._sum
             sparse._min, sparse._max = hist._min, hist._max
         return sparse
