@@ -112,7 +112,9 @@ def test_slow_answers_in_flight_at_the_end_finish_within_the_grace(
     assert total["requests"] == seen, (total, seen)
     if grace == "0":
         assert 1 <= total["failures"] == total["failures_by_reason"]["unfinished at stop"] <= 3
-        assert total["failed_ms"]["max_ms"] < 600  # cut off before their answer came
+        # counted with the time they had waited when cut off: up to the 0.6 s answer, which a
+        # busy host may not have read yet (603 ms seen in CI), never REQUEST_TIMEOUT's 30 s
+        assert total["failed_ms"]["max_ms"] < 1000
     else:
         assert total["failures"] == 0, total["failures_by_reason"]
         assert total["max_ms"] >= 600
