@@ -152,7 +152,9 @@ def test_delay_server_capacity_queues_the_request_beyond_it(tmp_path: Path) -> N
             for conn in conns:
                 conn.close()
     first, second, last = sorted(elapsed)
-    assert first >= 0.15 and second < last - 0.1 and last >= 0.29, elapsed
+    # two at once: the third answer comes a 150 ms delay after the second (half of it is the
+    # margin for a busy host; at a capacity of three they would come together)
+    assert first >= 0.15 and second < last - 0.075 and last >= 0.29, elapsed
     records = bench_open_model.read_server_requests(requests_file)
     assert set(records) == {f"{i:032x}" for i in (1, 2, 3)}
     queued = sorted(q for _, _, q in records.values())
@@ -175,7 +177,7 @@ def test_delay_server_without_capacity_holds_every_request_at_once(tmp_path: Pat
         finally:
             for conn in conns:
                 conn.close()
-    assert elapsed < 0.25
+    assert elapsed < 0.29  # at once: one 150 ms delay (two in turn would take 0.3 s)
     assert bench_open_model.read_server_requests(requests) == {}  # no traceparent: no trace id
     assert [line.split()[2:] for line in requests.read_text().splitlines()] == [["0", "-"]] * 3
 
