@@ -94,6 +94,9 @@ def test_renderings_show_the_numbers_and_the_verdict() -> None:
     table = render_table(s)
     assert table.splitlines()[0].split()[:3] == ["endpoint", "reqs", "fails"]
     assert "TOTAL" in table
+    assert "- Connections:" not in md  # nothing resent: no line
+    s["run"]["connections"] = {"stale_resends": 3}
+    assert "- Connections: 3 requests resent after the target closed" in render_markdown(s)
 
 
 def test_tally_drain_and_merge_add_up_like_one_process() -> None:
