@@ -9,10 +9,12 @@ a healthy API failing by chance, and a request counted that the API never receiv
 (docs/reliability.md, "Connections closed under a request", has what was measured).
 
 A request is resent once, on a new connection, only when it went out on a kept-alive
-connection and no answer at all came back. A connection closed without an answer right after
-it was opened is the target's answer and stays a failure. Every resend, geventhttpclient's own
-included, is counted (``summary.json`` ``run.connections.stale_resends``); the request is one
-request in the statistics, timed over both sends.
+connection and no answer at all came back. A connection opened for the request and closed
+without an answer is the target's answer: a failure, and never resent (geventhttpclient resent
+a GET then, twice with one connection per user, so the target got requests the results did not
+count). Every resend, geventhttpclient's own included, is counted (``summary.json``
+``run.connections.stale_resends``); the request is one request in the statistics, timed over
+both sends.
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ class StaleConnectionResend:
             connected(sock)
 
         def tracked_get_socket() -> Any:
+            sends = self._sends
+            if sends and not sends[-1]:
+                # geventhttpclient resending after a connection opened for this request closed
+                # without an answer (to a GET: up to twice more, each one a request the target
+                # receives and the results would not count): that close was the answer
+                raise HTTPConnectionClosed("connection closed without an answer")
             self._new = False
             sock = get_socket()
             self._sends.append(not self._new)
