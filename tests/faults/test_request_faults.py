@@ -172,18 +172,19 @@ def test_a_connection_closed_mid_body_is_a_connection_error_not_a_bad_body(
     assert reason.startswith("connection error ("), reason
 
 
+@pytest.mark.parametrize("spec", [GET_INFO, POST_SEARCH], ids=["GET", "POST"])
 def test_a_reset_is_a_connection_error_and_not_resent(
-    user_for: MakeUser, fault_server: FaultServer
+    user_for: MakeUser, fault_server: FaultServer, spec: RequestSpec
 ) -> None:
     """geventhttpclient resends a GET whose connection closed before the answer once per pool
     slot plus one: with Locust's ten-slot pool, eleven sends per request to a server that
     resets, and with one slot per user, two; the target then received more requests than
     the results counted. A connection opened for the request and closed without an answer is
-    the target's answer: sent once, one failure."""
+    the target's answer, whatever the method: sent once, one failure."""
     user = user_for("reset")
     for _ in range(2):
-        send(user, GET_INFO)
-    assert counted(user, GET_INFO) == (2, 2)
+        send(user, spec)
+    assert counted(user, spec) == (2, 2)
     ((reason, _),) = reasons(user).items()
     assert reason.startswith("connection error ("), reason
     assert fault_server.counts("reset").started == 2
