@@ -26,10 +26,9 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 from panacea_locust import __version__
 from panacea_locust.config import get_settings
 from panacea_locust.contract import COSTLY_KEYS, ENDPOINTS
-from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.hotpath.cookie_jar import use_lazy_cookie_jar
 from panacea_locust.payload_generator import RequestSpec, UserPool
-from panacea_locust.run_context import RunContext
+from panacea_locust.run_context import RunContext, UsersRun, run_of
 from panacea_locust.secrets import SCRUBBER, install_logging, secret_values
 from panacea_locust.stale_connections import StaleConnectionResend
 from panacea_locust.verdict.traces import new_traceparent
@@ -137,8 +136,8 @@ class PanaceaAPIUser(FastHttpUser):
     max_redirects = 0  # noqa: V107  (Locust reads it)
 
     #: filled in by ``on_start``; class-level defaults keep type checkers informed
-    run_context: RunContext  #: this user's run's (``PanaceaRun.of(self.environment)``)
-    _run: PanaceaRun
+    run_context: RunContext  #: this user's run's (``run_of(self.environment)``)
+    _run: UsersRun
     index: int = -1
     pool: UserPool
     user_id: str = ""
@@ -164,7 +163,7 @@ class PanaceaAPIUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""
-        run = self._run = PanaceaRun.of(self.environment)
+        run = self._run = run_of(self.environment)
         if not run.may_run_users():  # a worker of another run's master: send nothing
             raise StopUser()
         ctx = self.run_context = run.context

@@ -76,7 +76,7 @@ from panacea_locust.report.summary import (
     write_results,
 )
 from panacea_locust.report.thresholds import render_thresholds_text
-from panacea_locust.run_context import RunContext
+from panacea_locust.run_context import RunContext, bind, bound
 from panacea_locust.run_secret import new_nonce, proof, valid
 from panacea_locust.scenarios import (
     SCENARIOS,
@@ -144,7 +144,6 @@ SHARE_MESSAGE = "panacea_share"
 DATA_MESSAGE = "panacea_data"
 #: seconds a worker's users wait for the master's data before the worker generates its own
 DATA_WAIT_S = 60.0
-_ATTRIBUTE = "panacea_run"  #: where an environment keeps its PanaceaRun (``PanaceaRun.of``)
 
 
 class _RunState:
@@ -304,7 +303,7 @@ class PanaceaRun:
     """
 
     def __init__(self, environment: Environment) -> None:
-        if getattr(environment, _ATTRIBUTE, None) is not None:
+        if bound(environment) is not None:
             raise RuntimeError("this environment already has a PanaceaRun")
         self.environment = environment
         self.context = RunContext(get_settings())
@@ -363,14 +362,14 @@ class PanaceaRun:
         #: the user classes of a closed run (a web UI run may go open and back)
         self._closed_classes: list[type[User]] = []
         self.web_ui: Any = None  #: the Panacea parts of Locust's web UI, when it has one
-        setattr(environment, _ATTRIBUTE, self)
+        bind(environment, self)
         self._set_up()
         self._add_listeners()
 
     @classmethod
     def of(cls, environment: Environment) -> PanaceaRun:
         """The run of ``environment``: how users and tasks reach their settings and counters."""
-        run = getattr(environment, _ATTRIBUTE, None)
+        run = bound(environment)
         if not isinstance(run, cls):
             raise LookupError(
                 "no PanaceaRun on this Locust environment: import panacea_locust.event_handlers "

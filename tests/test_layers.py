@@ -7,6 +7,8 @@
   test but the contract: of ``panacea_locust`` it may import ``panacea_locust.contract``, its own
   modules and the package itself (for ``__version__``).
 - The contract is neutral data: no Locust, gevent, pydantic or FastAPI.
+- No loop of imports between the package's modules (an import inside a function counts): the
+  users find their run through ``run_context``, not through the listeners that create it.
 
 Each rule is checked in a fresh interpreter (what an import really loads) and, for the reference
 API, statically too (an import in a branch not taken still counts). Each check also proves it
@@ -29,6 +31,7 @@ REFERENCE_API = ROOT / "panacea_locust" / "reference_api"
 PURE = (
     "panacea_locust.config",
     "panacea_locust.contract",
+    "panacea_locust.run_context",
     "panacea_locust.payload_generator",
     "panacea_locust.clickhouse_dao",
     "panacea_locust.verdict.histogram",
@@ -205,3 +208,61 @@ def test_the_dynamic_check_can_fail() -> None:
     loaded = modules_after_importing(*REFERENCE_ENTRY_POINTS, "panacea_locust.config")
     ours = [m for m in loaded if m.split(".", 1)[0] == "panacea_locust"]
     assert "panacea_locust.config" in [m for m in ours if not allowed_for_reference_api(m)]
+
+
+def package_imports(root: Path = ROOT / "panacea_locust") -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, anywhere in its source (static)."""
+    modules = {
+        ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        for path in root.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {m for m in found if m in modules and m != name and m != "panacea_locust"}
+    return graph
+
+
+def import_loop(graph: dict[str, set[str]]) -> list[str] | None:
+    """One loop of imports in ``graph`` (its modules in order), or None."""
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (loop := walk(nxt)):
+                return loop
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (loop := walk(node)):
+            return loop
+    return None
+
+
+def test_no_loop_of_imports_between_the_packages_modules() -> None:
+    graph = package_imports()
+    assert "panacea_locust.run_context" in graph["panacea_locust.base_user"]  # it reads them
+    assert import_loop(graph) is None, " -> ".join(import_loop(graph) or [])
+
+
+def test_the_loop_check_can_fail() -> None:
+    graph = package_imports()
+    graph["panacea_locust.base_user"].add("panacea_locust.event_handlers")  # as it once was
+    loop = import_loop(graph)
+    assert loop is not None and loop[0] == loop[-1], loop
+    assert "panacea_locust.base_user" in loop and "panacea_locust.event_handlers" in loop

@@ -4,7 +4,7 @@ It has the identity, session, headers and data pool of any Panacea user (``Panac
 instead of waiting a think time between requests, it waits for the dispatcher's next arrival,
 picks an endpoint by the contract's task weights and times the request from its due time.
 It is not in the locustfile's namespace (Locust would spawn it in closed runs): an open-model
-run puts it in the environment's user classes (``PanaceaRun``).
+run puts it in the environment's user classes (``event_handlers.PanaceaRun``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from locust import constant, task
 
 from panacea_locust.base_user import PanaceaAPIUser
 from panacea_locust.contract import ENDPOINTS
-from panacea_locust.event_handlers import PanaceaRun
 from panacea_locust.open_model.dispatcher import ArrivalDispatcher
+from panacea_locust.run_context import run_of
 
 
 class OpenUser(PanaceaAPIUser):
@@ -29,7 +29,7 @@ class OpenUser(PanaceaAPIUser):
 
     def on_start(self) -> None:
         super().on_start()
-        run = PanaceaRun.of(self.environment)
+        run = run_of(self.environment)
         dispatcher = run.arrivals
         if dispatcher is None:
             raise RuntimeError("OpenUser runs only in an open-model run (--arrival-rate)")
