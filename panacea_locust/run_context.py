@@ -19,7 +19,6 @@ from panacea_locust.verdict.tally import RunTally
 
 if TYPE_CHECKING:
     from panacea_locust.cost_guard import RateCap
-    from panacea_locust.open_model.dispatcher import ArrivalDispatcher
     from panacea_locust.user_index import IndexAllocator
 
 #: where a Locust environment keeps its run (``bind``, ``run_of``)
@@ -37,6 +36,18 @@ class RunContext:
         self.payloads = PayloadGenerator(self.settings)
 
 
+class Arrivals(Protocol):
+    """An open-model run's arrivals, as a user takes them (``open_model.dispatcher``)."""
+
+    def take(self) -> float:
+        """Wait for the next arrival; its due time (``perf_counter`` seconds)."""
+        ...
+
+    def done(self) -> None:
+        """The arrival taken last has had its request."""
+        ...
+
+
 class UsersRun(Protocol):
     """What a virtual user needs of its run."""
 
@@ -44,7 +55,11 @@ class UsersRun(Protocol):
     allocator: IndexAllocator  #: global user indices (identities, data windows)
     trace_context: bool  #: send a ``traceparent`` with every request
     cost_cap: RateCap | None  #: AI_MAX_RPS in this process, if set
-    arrivals: ArrivalDispatcher | None  #: open model: hands arrivals to idle users
+
+    @property
+    def arrivals(self) -> Arrivals | None:
+        """Open model: what hands arrivals to idle users (None in a closed run)."""
+        ...
 
     def may_run_users(self) -> bool:
         """Wait until users may run here (secret proved, data arrived); False: never."""

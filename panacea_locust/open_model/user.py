@@ -16,13 +16,12 @@ from locust import constant, task
 
 from panacea_locust.base_user import PanaceaAPIUser
 from panacea_locust.contract import ENDPOINTS
-from panacea_locust.open_model.dispatcher import ArrivalDispatcher
-from panacea_locust.run_context import run_of
+from panacea_locust.run_context import Arrivals, run_of
 
 
 class OpenUser(PanaceaAPIUser):
     wait_time = constant(0)  # the arrivals pace it
-    _arrivals: ArrivalDispatcher
+    _arrivals: Arrivals
     _keys: list[str]
     _cum: list[float]
     _rng: random.Random
