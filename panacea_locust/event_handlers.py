@@ -63,7 +63,6 @@ from panacea_locust.open_model.schedule import (
     split_shares,
 )
 from panacea_locust.open_model.schedule import plan as arrival_plan
-from panacea_locust.open_model.workload import generator_lag_warning, workload_record
 from panacea_locust.payload_generator import POOL_KINDS, PoolData
 from panacea_locust.pool_transfer import Assembler, Packed, TransferError, pack
 from panacea_locust.report.html import write_summary_html
@@ -116,6 +115,7 @@ from panacea_locust.verdict.thresholds import (
     mark_aborted,
 )
 from panacea_locust.verdict.timeline import DEFAULT_INTERVAL_S, Timeline, parse_interval
+from panacea_locust.verdict.workload import generator_lag_warning, workload_record
 from panacea_locust.web_ui.panel import NO_BASELINE, REPORT_FILES, baseline_choices
 
 logger = logging.getLogger("panacea_locust")

@@ -46,7 +46,7 @@ PURE = (
     "panacea_locust.verdict.history",
     "panacea_locust.verdict.traces",
     "panacea_locust.open_model.schedule",
-    "panacea_locust.open_model.workload",
+    "panacea_locust.verdict.workload",
     "panacea_locust.secrets",
     "panacea_locust.target_guard",
     "panacea_locust.cost_guard",

@@ -19,13 +19,13 @@ from panacea_locust.open_model.schedule import (
     plan,
     split_shares,
 )
-from panacea_locust.open_model.workload import (
+from panacea_locust.verdict.decision import decide
+from panacea_locust.verdict.thresholds import SLOError, load_slo
+from panacea_locust.verdict.workload import (
     ArrivalCounts,
     generator_lag_warning,
     workload_record,
 )
-from panacea_locust.verdict.decision import decide
-from panacea_locust.verdict.thresholds import SLOError, load_slo
 
 
 def test_poisson_arrivals_come_at_the_rate_within_poisson_noise() -> None:

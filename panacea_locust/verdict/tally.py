@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from panacea_locust.open_model.workload import ArrivalCounts
 from panacea_locust.verdict.histogram import HistogramSet, SparseHistogram, decode_payload
 from panacea_locust.verdict.timeline import Timeline
 from panacea_locust.verdict.traces import SlowestRequests
+from panacea_locust.verdict.workload import ArrivalCounts
 
 
 @dataclass
