@@ -1280,7 +1280,7 @@ class PanaceaRun:
         live.update(
             run_id=run.get("id"), thresholds=summary["thresholds"], users=run.get("users"),
             data_source=run.get("data_source"), load_generator=run.get("load_generator"),
-            workload=run.get("workload"),
+            workload=run.get("workload"), connections=run.get("connections"),
         )  # fmt: skip
         if runner is not None and runner.user_classes_count:
             live["users"] = dict(runner.user_classes_count)

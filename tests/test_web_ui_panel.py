@@ -88,6 +88,7 @@ def test_the_tab_while_a_run_lasts_rules_countdown_users_and_open_model() -> Non
         "worker_cpu": {"w1": 40.0},
         "workload": {"model": "open", "target_rps": 40.0, "achieved_rps": 39.6, "dropped": 3,
                      "dropped_ratio": 0.0025, "lag_p99_ms": 4.2},
+        "connections": {"stale_resends": 2},
     }))  # fmt: skip
     p95 = rows["rule: total p95_ms"]
     assert (p95["value"], p95["limit"]) == ("912.4 ms", "<= 800.0 ms")
@@ -101,6 +102,7 @@ def test_the_tab_while_a_run_lasts_rules_countdown_users_and_open_model() -> Non
     assert rows["load generator: CPU of worker w1"]["value"] == "40 %"
     assert rows["open model: dropped"]["value"] == "3 (0.25 %)"
     assert rows["open model: schedule lag p99"]["value"] == "4.2 ms"
+    assert rows["connections: requests resent"]["value"] == "2"
     assert "verdict" not in rows
 
 

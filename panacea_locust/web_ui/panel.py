@@ -166,6 +166,10 @@ def panel_rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
             _row("open model: schedule lag p99", format_value("lag_ms",
                                                                workload.get("lag_p99_ms"))),
         ]  # fmt: skip
+    resent = (live.get("connections") or {}).get("stale_resends")
+    if resent:
+        rows.append(_row("connections: requests resent", resent, "",
+                         "the target closed kept-alive connections under them"))  # fmt: skip
     for name, address in live.get("reports") or []:
         rows.append(_row(f"report: {name}", address))
     compare = live.get("compare")
