@@ -277,6 +277,10 @@ def test_full_report_shows_verdict_rules_charts_stages_and_endpoints(
     assert failures.group(0).count("<tr") == 3  # header, ask-ai, total
     assert "event loop lag p99".lower() in text.lower() and "3.20 ms" in text
     assert "HeavyUser 24, LightUser 48, AnalyticsUser 8 (80 in all)" in text
+    assert "Requests resent" not in text  # none were
+    resent, _ = _fresh(run_data)
+    resent["run"]["connections"] = {"stale_resends": 4}
+    assert "4 (the target closed a kept-alive connection" in _text(render_summary_html(resent))
 
 
 def test_hostile_names_are_escaped(run_data: tuple[dict, dict]) -> None:
@@ -326,6 +330,7 @@ def test_nulls_and_missing_keys_render(run_data: tuple[dict, dict]) -> None:
     for rule in summary["thresholds"]["rules"]:
         rule["observed"] = None
     summary["run"]["load_generator"] = {"cpu_percent_max": None, "steal_percent": None}
+    summary["run"]["connections"] = "x"  # the wrong type: no line, no error
     summary["stages"][1]["total"] = None
     summary["capacity"] = None
     page = render_summary_html(summary, timeline)

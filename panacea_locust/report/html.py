@@ -308,6 +308,10 @@ def _facts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
     if run.get("aborted"):
         facts.append(("Stopped early", str(run["aborted"])))
+    resent = _map(run.get("connections")).get("stale_resends")
+    if resent:
+        facts.append(("Requests resent", f"{_count(resent)} (the target closed a kept-alive "
+                      "connection under them)"))  # fmt: skip
     return facts
 
 
