@@ -10,6 +10,7 @@ Run: /tmp/venv/bin/python bench/bench_histogram.py [--values 200000] [--runs 7]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import time
@@ -20,12 +21,14 @@ from unittest.mock import patch
 from hdrh.histogram import HdrHistogram
 
 from panacea_locust.verdict.histogram import (
+    _COUNTS_LEN,
     HIGHEST_US,
     LOWEST_US,
     SIGNIFICANT_DIGITS,
     HistogramSet,
     LatencyHistogram,
 )
+from panacea_locust.verdict.results import EndpointCounts, build_summary
 from panacea_locust.verdict.tally import RunTally
 
 
@@ -101,6 +104,7 @@ def main() -> None:
 
     print(f"5 percentiles after new records   {_median_ms(fresh_percentiles, args.runs):8.2f} ms")
     _worker_report(rng, args.runs)
+    _snapshot(rng, args.runs)
 
 
 def _worker_report(rng: random.Random, runs: int) -> None:
@@ -134,6 +138,52 @@ def _worker_report(rng: random.Random, runs: int) -> None:
     print(
         f"worker report (drain, 300 requests) {a:8.2f} ms; scanning every bucket {b:.2f} ms "
         f"({b / a:.1f}x)"
+    )
+
+
+def _snapshot(rng: random.Random, runs: int) -> None:
+    """A snapshot of a running run (``build_summary`` over 12 endpoints), as the abort monitor
+    takes each second, the web UI every 2 s and each Prometheus scrape: 20,000 requests so far,
+    300 new since the last snapshot, times spread from under 1 ms to 1 s. Against it, in
+    alternating rounds, the total merged from the endpoints' dense counts at each snapshot and
+    percentiles accumulated over every bucket (what it did before)."""
+    names = [f"/api/v1/endpoint/{i}" for i in range(12)]
+    counts = {name: EndpointCounts(1700, 0, 10.0) for name in names}
+    total_counts = EndpointCounts(20_000, 0, 120.0)
+
+    def merged_total(hs: HistogramSet) -> LatencyHistogram:
+        total = LatencyHistogram()
+        for name in hs.names():
+            total.merge(hs[name])
+        return total
+
+    def every_bucket(_hist: LatencyHistogram) -> tuple[int, int]:
+        return 0, _COUNTS_LEN - 1
+
+    sets = {}
+    for way in ("now", "before"):
+        hs = sets[way] = HistogramSet()
+        for _ in range(20_000):
+            hs.record(rng.choice(names), rng.lognormvariate(3.0, 1.0))
+    samples: dict[str, list[float]] = {"now": [], "before": []}
+    for _ in range(max(runs, 5)):
+        for way in ("now", "before"):
+            hs = sets[way]
+            for _ in range(300):
+                hs.record(rng.choice(names), rng.lognormvariate(3.0, 1.0))
+            with contextlib.ExitStack() as patches:
+                if way == "before":
+                    patches.enter_context(
+                        patch.object(HistogramSet, "total", property(merged_total))
+                    )
+                    patches.enter_context(patch.object(LatencyHistogram, "_range", every_bucket))
+                start = time.perf_counter_ns()
+                build_summary({}, counts, total_counts, hs, {}, tuple(names), HistogramSet())
+                samples[way].append((time.perf_counter_ns() - start) / 1e6)
+    a, b = statistics.median(samples["now"]), statistics.median(samples["before"])
+    print(
+        f"snapshot of a running run           {a:8.2f} ms; total merged and every bucket "
+        f"accumulated {b:.2f} ms ({b / a:.1f}x)"
     )
 
 

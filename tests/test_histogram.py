@@ -317,3 +317,28 @@ def test_the_filled_buckets_are_every_filled_bucket(seed: int) -> None:
     every = {i: n for i, n in enumerate(hist._counts) if n}
     assert hist.filled() == every and sum(every.values()) == hist.count
     assert SparseHistogram.of(hist).counts == every
+
+
+def test_the_sets_total_is_every_names_values_however_they_came() -> None:
+    """The total is kept as values come (recorded, merged from a set, from a worker's payload),
+    not merged at each snapshot: it must hold exactly every name's values, and hand out a copy."""
+    rng = random.Random(11)
+    names = ["/a", "/b", "/c"]
+    recorded, other, merged = HistogramSet(), HistogramSet(), HistogramSet()
+    for hs in (recorded, other):
+        for _ in range(400):
+            hs.record(rng.choice(names), rng.lognormvariate(3, 1.5))
+    merged.merge(recorded)
+    merged.merge_payload(other.to_payload())
+    for hs in (recorded, merged):
+        by_names = LatencyHistogram()
+        for name in hs.names():
+            by_names.merge(hs[name])
+        total = hs[TOTAL]
+        assert total._counts == by_names._counts and total.count == by_names.count
+        assert total.percentile(99) == by_names.percentile(99)
+    copy = merged.total
+    copy.record(1.0)
+    assert merged.total.count == copy.count - 1  # the set's own total did not change
+    merged.reset()
+    assert merged[TOTAL].count == 0
