@@ -6,6 +6,7 @@ core (measured in docs/performance.md), so the load generator measures the API, 
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 import zlib
@@ -31,6 +32,7 @@ from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import RunContext, UsersRun, run_of
 from panacea_locust.secrets import SCRUBBER, install_logging, secret_values
 from panacea_locust.stale_connections import StaleConnectionResend
+from panacea_locust.verdict.health import GENERATOR_FAILURE
 from panacea_locust.verdict.traces import new_traceparent
 
 _settings = get_settings()
@@ -75,8 +77,21 @@ class DeadlinePassed(TimeoutError):
         return "request timed out (REQUEST_TIMEOUT)"
 
 
+#: the load generator's own shortages, met when opening a connection: the request never left
+_GENERATOR_ERRNOS = {
+    errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files in the system",
+    errno.EADDRNOTAVAIL: "no local port free",
+    errno.ENOBUFS: "no buffer space",
+    errno.ENOMEM: "out of memory",
+}
+
+
 def failure_reason(status: int, error: BaseException | None) -> str:
     """A short reason that groups well in Locust's failure table and in summary.json."""
+    if isinstance(error, OSError) and error.errno in _GENERATOR_ERRNOS:
+        name = errno.errorcode[error.errno]
+        return f"{GENERATOR_FAILURE}{_GENERATOR_ERRNOS[error.errno]} ({name})"
     if status == 0 or error is not None and status < 100:
         if isinstance(error, _TIMEOUTS) or "timed out" in str(error).lower():
             return "timeout"

@@ -50,6 +50,7 @@ from locust.runners import (
 
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.cost_guard import RateCap
+from panacea_locust.descriptors import DescriptorReserve
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
 from panacea_locust.open_model.dispatcher import ArrivalDispatcher
 from panacea_locust.open_model.schedule import (
@@ -93,6 +94,7 @@ from panacea_locust.verdict.health import (
     LOOP_LAG_PERIOD_S,
     CpuMeter,
     GeneratorHealth,
+    generator_failure_warning,
     read_cpu_times,
     steal_percent,
 )
@@ -362,6 +364,8 @@ class PanaceaRun:
         #: the user classes of a closed run (a web UI run may go open and back)
         self._closed_classes: list[type[User]] = []
         self.web_ui: Any = None  #: the Panacea parts of Locust's web UI, when it has one
+        #: descriptors held back for writing the results (``descriptors.py``)
+        self.descriptors = DescriptorReserve()
         bind(environment, self)
         self._set_up()
         self._add_listeners()
@@ -1401,6 +1405,9 @@ class PanaceaRun:
             endpoint_names(ctx.settings), ctx.tally.failed, ctx.tally.slowest,
         )  # fmt: skip
         add_service_times(summary, ctx.tally.service if self.open_plan else None)
+        own_failures = generator_failure_warning(summary["total"])
+        if own_failures:
+            health["warnings"].append(own_failures)
         # the same top-level keys for every run, whatever started it
         summary["thresholds"] = {"passed": None, "rules": []}
         if state.slo is not None:
@@ -1437,10 +1444,15 @@ class PanaceaRun:
         """Write this run's folder: the summary first (the verdict), then the optional files,
         each of which may fail alone. Never raises (a failed export must not hide the run's
         end); results that cannot be written give one line and exit code 6."""
-        state, environment = self.state, self.environment
+        state = self.state
         if state.written:
             return state.run_dir
         state.written = True
+        with self.descriptors.released():  # a process out of descriptors still writes them
+            return self._export()
+
+    def _export(self) -> Path | None:
+        state, environment = self.state, self.environment
         try:
             where: object = os.environ.get(RUN_DIR_ENV) or self._results_root()
             failed: OSError | None = None

@@ -6,9 +6,11 @@ results folder the run leaves, never from the load side's own opinion of itself.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -584,6 +586,40 @@ def test_a_saturated_load_generator_is_flagged_in_the_result(
         assert health["loop_lag_p99_ms"] > LOOP_LAG_LIMIT_MS, health
     assert "WARNING (load generator)" in run.stderr
     assert "> WARNING (load generator)" in (run.run_dir / "summary.md").read_text()  # type: ignore[operator]
+
+
+def _descriptor_limit(n: int) -> None:
+    """In the child: at most ``n`` open files (Locust cannot raise a hard limit)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
+def test_a_load_generator_out_of_descriptors_is_inconclusive_not_a_failing_api(
+    api: ReferenceAPIProcess, tmp_path: Path
+) -> None:
+    """80 users in a process allowed 60 open files: the connections it cannot open fail in
+    the load generator itself. Found: they were counted as the API's failures (FAIL on a
+    healthy API, ``connection error (OSError)``), and the results could not even be written
+    at the end (exit 6: no descriptor left for the files)."""
+    slo = tmp_path / "slo.toml"
+    slo.write_text("[total]\nmax_failure_ratio = 0.01\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "panacea_locust.cli", "run", "--host", api.url,
+         "-u", "80", "-r", "80", "-t", "5s", "--slo", str(slo)],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: _descriptor_limit(60),
+    )  # fmt: skip
+    (run_dir,) = run_dirs(tmp_path / "results")
+    assert proc.returncode == 4, proc.stderr[-3000:]  # INCONCLUSIVE, results written
+    summary = json.loads((run_dir / "summary.json").read_text())
+    total = summary["total"]
+    mine = total["failures_by_reason"].get("load generator: too many open files (EMFILE)", 0)
+    assert mine > 0 and mine == total["failures"], total["failures_by_reason"]
+    # every request the API got is one the results counted; the others never left
+    assert api.stats()["total"] == total["requests"] - mine
+    warnings = summary["run"]["load_generator"]["warnings"]
+    assert any("failed in the load generator itself" in w for w in warnings), warnings
+    assert summary["verdict"]["outcome"] == "INCONCLUSIVE"
+    assert "VERDICT: INCONCLUSIVE" in proc.stderr and "ulimit -n" in proc.stderr
 
 
 def test_run_metadata_names_the_build_tested_and_the_code_that_tested_it(

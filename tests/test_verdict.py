@@ -200,3 +200,36 @@ def test_no_output_says_pass_for_a_run_that_exits_non_zero(
     assert f"**{v.line}**" in md  # summary.md quotes the same line
     says_pass = "VERDICT: PASS" in v.line
     assert says_pass == (v.exit_code == EXIT_PASSED)
+
+
+EMFILE = "load generator: too many open files (EMFILE)"
+
+
+def own_failures(requests: int, mine: int, target: int = 0) -> dict[str, Any]:
+    """A total in which ``mine`` requests failed in the load generator itself and ``target``
+    were failed by the target."""
+    total = scope(requests=requests, failures=mine + target)
+    total["failures_by_reason"] = {EMFILE: mine, **({"HTTP 500": target} if target else {})}
+    return total
+
+
+def test_requests_that_failed_in_the_generator_never_make_a_pass(tmp_path: Path) -> None:
+    """They never reached the target: its failure ratio is judged without them, and the run is
+    no PASS (the load applied was less than planned), nor a FAIL of the target."""
+    slo = "[total]\nmax_failure_ratio = 0.01\np95_ms = 100"
+    s = judged(tmp_path, slo, own_failures(1000, 300))
+    ratio = next(r for r in s["thresholds"]["rules"] if r["metric"] == "max_failure_ratio")
+    assert (ratio["observed"], ratio["samples"], ratio["status"]) == (0.0, 700, "pass")
+    v = decide(s)
+    assert (v.outcome, v.exit_code) == (INCONCLUSIVE, EXIT_INCONCLUSIVE)
+    assert "300 of 1000 requests failed in the load generator itself" in v.line
+    # the target's own failures still fail it: 100 of the 700 that reached it
+    broken = decide(judged(tmp_path, slo, own_failures(1000, 300, target=100)))
+    assert broken.outcome == FAILED and "max_failure_ratio 0.1429 > 0.0100" in broken.line
+    # none left the generator: nothing is known of the target
+    stuck = decide(judged(tmp_path, slo, own_failures(500, 500)))
+    assert stuck.outcome == INCONCLUSIVE
+    assert "no request left the load generator: all 500 failed in it" in stuck.line
+    # all that left it failed: the target answered none
+    dead = decide(judged(tmp_path, slo, own_failures(500, 200, target=300)))
+    assert dead.outcome == FAILED and "no request got an answer" in dead.line

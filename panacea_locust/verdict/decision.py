@@ -10,6 +10,10 @@ optimistic than its evidence:
   warning: CPU, steal time, a late event loop) are INCONCLUSIVE: the generator's own queueing
   may be what broke them. Failed failure-ratio rules still FAIL: errors are not inflated by a
   busy generator;
+- requests that failed in the load generator itself (out of descriptors or ports) never
+  reached the target: the failure ratios judge the target without them, and the run is never
+  a PASS, since the load it applied was less than planned (INCONCLUSIVE at best; so is a run
+  in which no request left the generator);
 - rules without enough samples, or a run that sent nothing, are INCONCLUSIVE;
 - a pass stays a pass even on an unfit generator (it can only overstate latency);
 - a run stopped by SIGINT or SIGTERM is INTERRUPTED (exit 128 + the signal's number: 130, 143),
@@ -23,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from panacea_locust.verdict.health import load_generator_warnings
+from panacea_locust.verdict.health import generator_failures, load_generator_warnings
 from panacea_locust.verdict.thresholds import (
     EXIT_THRESHOLDS_FAILED,
     FAIL,
@@ -139,6 +143,14 @@ def _judge(summary: Mapping[str, Any]) -> Verdict:
     def verdict(outcome: str, code: int, *reasons: str) -> Verdict:
         return Verdict(outcome, code, tuple(reasons), n, len(failed))
 
+    total = summary.get("total") if isinstance(summary.get("total"), Mapping) else {}
+    assert isinstance(total, Mapping)
+    mine = generator_failures(total)
+    if requests > 0 and mine >= requests:
+        return verdict(
+            INCONCLUSIVE, EXIT_INCONCLUSIVE,
+            f"no request left the load generator: all {requests} failed in it",
+        )  # fmt: skip
     if requests > 0 and failures >= requests:
         return verdict(
             FAILED, EXIT_FAILED, f"no request got an answer: {failures} of {requests} failed"
@@ -149,7 +161,12 @@ def _judge(summary: Mapping[str, Any]) -> Verdict:
         broken = f"{len(failed)} of {n} rules broken: " + ", ".join(_short(r) for r in failed[:3])
         if len(failed) > 3:
             broken += ", ..."
-        if warnings and all(r.get("metric") in _GENERATOR_SENSITIVE for r in failed):
+        if warnings and all(
+            r.get("metric") in _GENERATOR_SENSITIVE
+            # a windowed failure ratio counts the generator's own failures in its windows
+            or (mine and r.get("metric") == "max_failure_ratio" and r.get("window"))
+            for r in failed
+        ):
             return verdict(
                 INCONCLUSIVE,
                 EXIT_INCONCLUSIVE,
@@ -159,6 +176,12 @@ def _judge(summary: Mapping[str, Any]) -> Verdict:
         return verdict(FAILED, EXIT_FAILED, broken)
     if requests == 0:
         return verdict(INCONCLUSIVE, EXIT_INCONCLUSIVE, "no requests were made: nothing to judge")
+    if mine:
+        return verdict(
+            INCONCLUSIVE, EXIT_INCONCLUSIVE,
+            f"{mine} of {requests} requests failed in the load generator itself and never "
+            "reached the target: the load applied was less than planned",
+        )  # fmt: skip
     if short:
         listed = ", ".join(f"{_rule_name(r)} ({evidence(r)})" for r in short[:3])
         more = ", ..." if len(short) > 3 else ""

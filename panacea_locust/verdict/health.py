@@ -32,6 +32,9 @@ LOOP_LAG_LIMIT_MS = 20.0
 #: probe wake-ups before the lag's p99 is judged: a p99 of fewer than 100 values is merely
 #: their maximum (a single hiccup at start-up); 100 is 10 s of one process
 LOOP_LAG_MIN_SAMPLES = 100
+#: how a failure reason starts when the request failed in the load generator itself: it could
+#: not open a connection for want of descriptors, ports or memory, so the target never saw it
+GENERATOR_FAILURE = "load generator: "
 
 
 @dataclass(frozen=True)
@@ -171,3 +174,33 @@ def load_generator_warnings(summary: Mapping[str, Any]) -> list[str]:
     health = run.get("load_generator") if isinstance(run, Mapping) else None
     warnings = health.get("warnings") if isinstance(health, Mapping) else None
     return [w for w in warnings or [] if isinstance(w, str)]
+
+
+def generator_failures(block: Mapping[str, Any]) -> int:
+    """Failures of one scope (``summary.json``'s total or an endpoint) that happened in the
+    load generator itself (``GENERATOR_FAILURE`` reasons)."""
+    reasons = block.get("failures_by_reason")
+    if not isinstance(reasons, Mapping):
+        return 0
+    return sum(
+        n for reason, n in reasons.items()
+        if isinstance(reason, str) and reason.startswith(GENERATOR_FAILURE)
+        and isinstance(n, int) and not isinstance(n, bool)
+    )  # fmt: skip
+
+
+def generator_failure_warning(total: Mapping[str, Any]) -> str | None:
+    """The load-generator warning for requests that failed in the generator itself, if any."""
+    n = generator_failures(total)
+    if not n:
+        return None
+    reasons = total.get("failures_by_reason") or {}
+    why = ", ".join(
+        r.removeprefix(GENERATOR_FAILURE)
+        for r in sorted(reasons)
+        if r.startswith(GENERATOR_FAILURE)
+    )
+    return (
+        f"{n} requests failed in the load generator itself ({why}), never reaching the target: "
+        "raise its open-file limit (ulimit -n) or spread the users over more processes"
+    )

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from panacea_locust.verdict.health import generator_failures
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -128,10 +130,13 @@ class Rule:
             value = _number(stats.get(self.metric))
             digits = 3
         elif self.metric == "max_failure_ratio":
-            value = _number(stats.get("failure_ratio"))
+            mine = generator_failures(stats)
+            value = None if mine else _number(stats.get("failure_ratio"))
             if value is None:
+                # the target's ratio: requests that failed in the load generator never left it
                 failures = _number(stats.get("failures"))
-                value = None if failures is None else failures / requests
+                sent = requests - mine
+                value = None if failures is None or sent <= 0 else (failures - mine) / sent
             digits = 6
         elif self.metric == "max_acceptable_4xx_ratio":
             acceptable = stats.get("acceptable") or {}
@@ -214,7 +219,12 @@ class Rule:
                 return sent
             return sent + int(_number(workload.get("dropped")) or 0)
         stats = _scope_stats(summary, self.scope)
-        return int(_number(stats.get("requests")) or 0) if stats is not None else 0
+        if stats is None:
+            return 0
+        requests = int(_number(stats.get("requests")) or 0)
+        if self.metric == "max_failure_ratio":  # those that left the load generator
+            return max(0, requests - generator_failures(stats))
+        return requests
 
     def _badness(self, result: Mapping[str, Any]) -> tuple[bool, float]:
         """Orders window results: failed ones first, then by how far the value went the
