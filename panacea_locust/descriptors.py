@@ -48,3 +48,15 @@ class DescriptorReserve:
             yield
         finally:
             self.take()
+
+
+_process_reserve: DescriptorReserve | None = None
+
+
+def process_reserve() -> DescriptorReserve:
+    """This process's reserve, made on first use: descriptors are the process's, so every run
+    (environment) in it shares one reserve, however many runs a test process makes."""
+    global _process_reserve
+    if _process_reserve is None:
+        _process_reserve = DescriptorReserve()
+    return _process_reserve

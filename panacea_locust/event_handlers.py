@@ -50,7 +50,7 @@ from locust.runners import (
 
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.cost_guard import RateCap
-from panacea_locust.descriptors import DescriptorReserve
+from panacea_locust.descriptors import process_reserve
 from panacea_locust.hotpath import gc_tuning, inspect_warmup
 from panacea_locust.open_model.dispatcher import ArrivalDispatcher
 from panacea_locust.open_model.schedule import (
@@ -365,7 +365,7 @@ class PanaceaRun:
         self._closed_classes: list[type[User]] = []
         self.web_ui: Any = None  #: the Panacea parts of Locust's web UI, when it has one
         #: descriptors held back for writing the results (``descriptors.py``)
-        self.descriptors = DescriptorReserve()
+        self.descriptors = process_reserve()
         bind(environment, self)
         self._set_up()
         self._add_listeners()
