@@ -45,6 +45,7 @@ TIMES_MS = (0.4, 3.0, 3.0, 40.0, 700.0, 1200.0, 9000.0, 70000.0)
 FAMILIES = (
     "panacea_requests", "panacea_failures", "panacea_request_duration_seconds", "panacea_users",
     "panacea_slo_rule_passing", "panacea_load_generator_cpu_percent", "panacea_run_info",
+    "panacea_stale_resends",
 )  # fmt: skip
 
 
@@ -248,6 +249,9 @@ def test_rules_users_cpu_and_run_info_are_served(
                 for r in run.collect_summary(final=False)["thresholds"]["rules"]}  # fmt: skip
     assert statuses[("total", "p99_ms")] == "insufficient"
     assert values(families["panacea_users"]) == {("Idle",): 3.0}
+    assert values(families["panacea_stale_resends"]) == {(): 0.0}
+    run.context.tally.stale_resends += 2  # what users count (tests/faults/test_stale_connections)
+    assert values(scrape(exporter)["panacea_stale_resends"]) == {(): 2.0}
     info = families["panacea_run_info"].samples
     assert [(i.labels, i.value) for i in info] == [
         ({"label": "locust", "host": "http://127.0.0.1:9", "target_version": ""}, 1.0)

@@ -113,6 +113,8 @@ class RunSnapshot:
     cpu_percent: Mapping[str, float] = field(default_factory=dict)
     #: ``panacea_run_info``'s labels
     info: Mapping[str, str] = field(default_factory=dict)
+    #: requests resent after the target closed a kept-alive connection under them
+    stale_resends: int = 0
 
 
 def _names(snapshot: RunSnapshot) -> list[str]:
@@ -184,4 +186,10 @@ def families(snapshot: RunSnapshot) -> list[Metric]:
     info = InfoMetricFamily("panacea_run", "The run: its label, target host and version.",
                             labels=[])  # fmt: skip
     info.add_metric([], {k: str(v) for k, v in snapshot.info.items()})
-    return [requests, failures, durations, users, rules, cpu, info]
+    resent = CounterMetricFamily(
+        "panacea_stale_resends",
+        "Requests resent on a new connection because the target closed a kept-alive "
+        "connection under them (its keep-alive timeout); each is one request in the others.",
+        value=snapshot.stale_resends,
+    )
+    return [requests, failures, durations, users, rules, cpu, info, resent]

@@ -134,6 +134,7 @@ class RunCollector(Collector):
             acceptable=run.context.tally.acceptable, failure_reasons=reasons,
             answered=run.context.tally.histograms, users=self._users(), rules=rules,
             cpu_percent=self._cpu_percent(), info=info,
+            stale_resends=run.context.tally.stale_resends,
         )  # fmt: skip
 
     def _users(self) -> dict[str, int]:
