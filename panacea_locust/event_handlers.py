@@ -107,6 +107,7 @@ from panacea_locust.verdict.results import (
     unwritable,
 )
 from panacea_locust.verdict.stages import build_stages, capacity
+from panacea_locust.verdict.tally import RunTally
 from panacea_locust.verdict.thresholds import (
     SLO,
     AbortTracker,
@@ -308,7 +309,9 @@ class PanaceaRun:
         if bound(environment) is not None:
             raise RuntimeError("this environment already has a PanaceaRun")
         self.environment = environment
-        self.context = RunContext(get_settings())
+        # a worker's counts only travel to the master with its reports: kept sparse
+        worker = isinstance(environment.runner, WorkerRunner)
+        self.context = RunContext(get_settings(), tally=RunTally(sparse=worker))
         self.allocator = IndexAllocator()
         self.state = _RunState()
         #: this process's CPU share: sampled by a local run's sampler, or by a worker's reports

@@ -342,3 +342,32 @@ def test_the_sets_total_is_every_names_values_however_they_came() -> None:
     assert merged.total.count == copy.count - 1  # the set's own total did not change
     merged.reset()
     assert merged[TOTAL].count == 0
+
+
+def test_a_sparse_set_records_reads_and_ships_what_a_dense_one_does() -> None:
+    """A worker's set is sparse (cheap to encode at each report): the same values give the
+    same payload, names, histograms and total as a dense set, and either merges the other."""
+    rng = random.Random(5)
+    dense, sparse = HistogramSet(), HistogramSet(sparse=True)
+    for _ in range(2000):
+        name, ms = rng.choice(["/a", "/b", "/c"]), rng.lognormvariate(3, 1.5)
+        dense.record(name, ms)
+        sparse.record(name, ms)
+    sparse.record("/d", -1.0)  # edges: a negative time, and one beyond the hour
+    sparse.record("/d", 5_000_000.0)
+    dense.record("/d", -1.0)
+    dense.record("/d", 5_000_000.0)
+    assert sparse.to_payload() == dense.to_payload()
+    assert sparse.names() == dense.names() == list(sparse) and len(sparse) == 4
+    assert "/a" in sparse and TOTAL in sparse and "/e" not in sparse
+    for name in [*dense.names(), TOTAL]:
+        assert sparse[name]._counts == dense[name]._counts
+        assert sparse[name].max_ms == dense[name].max_ms
+    assert sparse.get("/e") is None
+    merged_dense, merged_sparse = HistogramSet(), HistogramSet(sparse=True)
+    merged_dense.merge(sparse)
+    merged_sparse.merge(dense)
+    assert merged_dense.to_payload() == merged_sparse.to_payload() == dense.to_payload()
+    assert merged_dense[TOTAL]._counts == dense[TOTAL]._counts
+    drained = sparse.drain_payload()
+    assert drained == dense.to_payload() and len(sparse) == 0 and sparse[TOTAL].count == 0

@@ -100,7 +100,8 @@ def test_renderings_show_the_numbers_and_the_verdict() -> None:
 
 
 def test_tally_drain_and_merge_add_up_like_one_process() -> None:
-    master, w1, w2 = RunTally(), RunTally(), RunTally()
+    # workers keep sparse histograms (cheap to encode at each report); the master dense ones
+    master, w1, w2 = RunTally(), RunTally(sparse=True), RunTally(sparse=True)
     for tally, n in ((w1, 3), (w2, 5)):
         for i in range(n):
             tally.user_started("HeavyUser" if i % 2 else "LightUser", i == 0)
@@ -114,6 +115,10 @@ def test_tally_drain_and_merge_add_up_like_one_process() -> None:
     assert master.users_by_type == {"LightUser": 5, "HeavyUser": 3}
     assert master.acceptable[INFO] == {"404": 2}
     assert master.stale_resends == 8  # each counted once, the second drain of w1 empty
+    assert not master.histograms.sparse and w1.histograms.sparse
+    w1.reset_requests()
+    w1.reset()
+    assert w1.histograms.sparse and w1.failed.sparse and w1.service.sparse  # kept through resets
     hist = master.histograms.get(SEARCH)
     assert hist is not None and hist.count == 8 and hist.max_ms == 50.0
     source = master.data_source()

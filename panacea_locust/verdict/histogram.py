@@ -510,20 +510,30 @@ class SparseHistogram:
 
 
 class HistogramSet:
-    """Histograms by request name, plus a computed ``total`` over all of them.
+    """Histograms by request name, plus a ``total`` over all of them.
 
-    Only per-name histograms are recorded (one ``record`` per request on the hot path); the
-    total is their merge, which is exact because every histogram shares one bucket layout.
+    Dense by default: the run's histograms, read at every snapshot (percentiles, Prometheus
+    buckets), with the total kept as values come (a merge of the names' dense counts cost
+    about 1.5 ms per name at every snapshot: the abort monitor's each second, the web UI's,
+    each Prometheus scrape, the event loop blocked meanwhile). ``sparse=True``: what a worker
+    records between two reports, only sent on (``drain_payload``), so kept as filled buckets
+    and encoded per filled bucket instead of scanning the dense counts. Either reads the
+    other's payloads; every histogram shares one bucket layout, so merges are exact.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sparse: bool = False) -> None:
+        self.sparse = sparse
         self._by_name: dict[str, LatencyHistogram] = {}
-        #: every name's values together, kept as they come: a merge of the names' dense
-        #: counts cost about 1.5 ms per name, at every snapshot of a running run (the abort
-        #: monitor's each second, the web UI's, each Prometheus scrape), its event loop blocked
-        self._total = LatencyHistogram()
+        self._sparse: dict[str, SparseHistogram] = {}
+        self._total = LatencyHistogram()  #: dense sets only
 
     def record(self, name: str, ms: float) -> None:
+        if self.sparse:
+            found = self._sparse.get(name)
+            if found is None:
+                found = self._sparse[name] = SparseHistogram()
+            found.record(ms)
+            return
         hist = self._by_name.get(name)
         if hist is None:
             hist = self._by_name[name] = LatencyHistogram()
@@ -531,9 +541,17 @@ class HistogramSet:
         self._total.record(ms)
 
     def get(self, name: str) -> LatencyHistogram | None:
-        """The histogram for ``name`` (``TOTAL`` gives the aggregate), or None if never seen."""
+        """The histogram for ``name`` (``TOTAL`` gives the aggregate), or None if never seen;
+        a sparse set's is built on the way (a copy)."""
         if name == TOTAL:
             return self.total
+        if self.sparse:
+            found = self._sparse.get(name)
+            if found is None:
+                return None
+            hist = LatencyHistogram()
+            hist.merge_sparse(found)
+            return hist
         return self._by_name.get(name)
 
     def __getitem__(self, name: str) -> LatencyHistogram:
@@ -543,24 +561,32 @@ class HistogramSet:
         return hist
 
     def __contains__(self, name: object) -> bool:
-        return name == TOTAL or name in self._by_name
+        return name == TOTAL or name in (self._sparse if self.sparse else self._by_name)
 
     def __iter__(self) -> Iterator[str]:
         """Request names (without ``TOTAL``), sorted."""
-        return iter(sorted(self._by_name))
+        return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self._sparse if self.sparse else self._by_name)
 
     def names(self) -> list[str]:
-        return sorted(self._by_name)
+        return sorted(self._sparse if self.sparse else self._by_name)
 
     @property
     def total(self) -> LatencyHistogram:
         """Every name's values together (a copy: the caller may change it)."""
+        if self.sparse:
+            total = LatencyHistogram()
+            for found in self._sparse.values():
+                total.merge_sparse(found)
+            return total
         return self._total.copy()
 
     def merge(self, other: HistogramSet) -> None:
+        if self.sparse or other.sparse:
+            self.merge_sparse({name: SparseHistogram.of(other[name]) for name in other.names()})
+            return
         for name, hist in other._by_name.items():
             mine = self._by_name.get(name)
             if mine is None:
@@ -570,7 +596,10 @@ class HistogramSet:
 
     def to_payload(self) -> dict[str, str]:
         """``{request name: LatencyHistogram payload}`` for non-empty names (no total)."""
-        return {name: h.to_payload() for name, h in self._by_name.items() if h.count}
+        found: Mapping[str, LatencyHistogram | SparseHistogram] = (
+            self._sparse if self.sparse else self._by_name
+        )
+        return {name: h.to_payload() for name, h in found.items() if h.count}
 
     def merge_payload(self, payload: Mapping[str, str]) -> None:
         """Merge a worker's ``to_payload()``/``drain_payload()`` into this set.
@@ -583,6 +612,12 @@ class HistogramSet:
     def merge_sparse(self, histograms: Mapping[str, SparseHistogram]) -> None:
         """Add decoded histograms by name (a pass over their filled buckets)."""
         for name, hist in histograms.items():
+            if self.sparse:
+                found = self._sparse.get(name)
+                if found is None:
+                    found = self._sparse[name] = SparseHistogram()
+                found.merge(hist)
+                continue
             mine = self._by_name.get(name)
             if mine is None:
                 mine = self._by_name[name] = LatencyHistogram()
@@ -601,6 +636,7 @@ class HistogramSet:
 
     def reset(self) -> None:
         self._by_name = {}
+        self._sparse = {}
         self._total = LatencyHistogram()
 
 

@@ -32,20 +32,23 @@ class Delta:
 class RunTally:
     """Counters of one process (or, on the master, of the whole run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sparse: bool = False) -> None:
+        #: a worker's tally: its histograms only carry each report interval to the master,
+        #: so they are kept sparse (``HistogramSet``), cheap to encode at every report
+        self.sparse = sparse
         self.users_by_type: Counter[str] = Counter()
         self.acceptable: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.sessions: Counter[str] = Counter()  # "database" / "generated"
         #: response times of requests that got an answer (success or acceptable 4xx): what
         #: latency rules judge; a refused connection is fast, and is no answer
-        self.histograms = HistogramSet()
+        self.histograms = HistogramSet(sparse)
         #: response times of failed requests, shown apart in summary.json
-        self.failed = HistogramSet()
+        self.failed = HistogramSet(sparse)
         #: the slowest traced requests per endpoint (``--trace-context``)
         self.slowest = SlowestRequests()
         #: open model: answered requests' times from their actual send (the histograms above
         #: time them from their due time), and the arrivals' counts
-        self.service = HistogramSet()
+        self.service = HistogramSet(sparse)
         self.arrivals = ArrivalCounts()
         self._arrival_peaks: dict[str, int] = {}  # process -> its highest busy-users peak
         #: AI requests not sent because of AI_MAX_RPS, per request name
@@ -116,10 +119,10 @@ class RunTally:
         """Forget what was counted per request, when Locust resets its statistics (the web
         UI's Reset Stats, ``--reset-stats`` once spawning completes): ``summary.json``'s
         percentiles then cover the same requests as Locust's counts."""
-        self.histograms = HistogramSet()
-        self.failed = HistogramSet()
+        self.histograms = HistogramSet(self.sparse)
+        self.failed = HistogramSet(self.sparse)
         self.slowest = SlowestRequests()
-        self.service = HistogramSet()
+        self.service = HistogramSet(self.sparse)
         self.arrivals = ArrivalCounts()
         self._arrival_peaks.clear()
         self.costly_skipped.clear()
@@ -130,7 +133,7 @@ class RunTally:
         """Forget everything (a new test started from the web UI); the timeline, if any,
         stays attached (its owner restarts it)."""
         timeline = self.timeline
-        self.__init__()  # type: ignore[misc]
+        self.__init__(self.sparse)  # type: ignore[misc]
         self.timeline = timeline
 
     def data_source(self) -> dict[str, Any]:
