@@ -171,7 +171,8 @@ class PanaceaAPIUser(FastHttpUser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         use_lazy_cookie_jar(self.client)  # cookies still work; no cost while there are none
-        StaleConnectionResend(self._stale_resend).install(self.client.client)
+        if self.client_pool is None:  # its own connections: which one each send used is known
+            StaleConnectionResend(self._stale_resend).install(self.client.client)
 
     def _stale_resend(self) -> None:
         self.run_context.tally.stale_resends += 1

@@ -14,7 +14,9 @@ without an answer is the target's answer: a failure, and never resent (geventhtt
 a GET then, twice with one connection per user, so the target got requests the results did not
 count). Every resend, geventhttpclient's own included, is counted (``summary.json``
 ``run.connections.stale_resends``); the request is one request in the statistics, timed over
-both sends.
+both sends. A user type that shares one connection pool among its users (Locust's
+``client_pool``) is left to geventhttpclient: which user's send used which connection is not
+known there.
 """
 
 from __future__ import annotations

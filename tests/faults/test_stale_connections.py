@@ -13,7 +13,13 @@ resent (``test_request_faults.py::test_a_reset_is_a_connection_error_and_not_res
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from geventhttpclient.client import HTTPClientPool
+
+from panacea_locust.base_user import PanaceaAPIUser
+from panacea_locust.event_handlers import PanaceaRun
 
 from .conftest import MakeUser
 from .fault_server import FaultServer
@@ -35,3 +41,23 @@ def test_a_request_on_a_connection_closed_under_it_is_resent_once_and_counted(
     assert (counts.started, counts.closed_unread) == (3, 2), counts
     assert [r.body for r in fault_server.received] == [fault_server.received[0].body] * 3
     assert user.run_context.tally.stale_resends == 2
+
+
+def test_users_sharing_a_connection_pool_are_left_to_the_http_client(
+    fault_server: FaultServer, new_run: Callable[..., PanaceaRun]
+) -> None:
+    """With Locust's ``client_pool`` shared among users, which user's send used which
+    connection is not known: no resend is attempted (geventhttpclient's own rules apply)."""
+    shared = HTTPClientPool(concurrency=4)
+
+    class Sharing(PanaceaAPIUser):
+        host = fault_server.url_for("idle-close")
+        client_pool = shared
+
+    class Own(PanaceaAPIUser):
+        host = fault_server.url_for("idle-close")
+
+    run = new_run(user_classes=[Sharing, Own])
+    sharing, own = Sharing(run.environment), Own(run.environment)
+    assert "_urlopen" not in vars(sharing.client.client)  # the class's own method
+    assert "_urlopen" in vars(own.client.client)  # wrapped for this user
