@@ -540,6 +540,14 @@ class HistogramSet:
         hist.record(ms)
         self._total.record(ms)
 
+    def _dense(self, name: str) -> LatencyHistogram:
+        """``name``'s dense histogram, made when first needed (not made to be thrown away:
+        each holds 23,552 counts)."""
+        hist = self._by_name.get(name)
+        if hist is None:
+            hist = self._by_name[name] = LatencyHistogram()
+        return hist
+
     def get(self, name: str) -> LatencyHistogram | None:
         """The histogram for ``name`` (``TOTAL`` gives the aggregate), or None if never seen;
         a sparse set's is built on the way (a copy)."""
@@ -588,10 +596,7 @@ class HistogramSet:
             self.merge_sparse({name: SparseHistogram.of(other[name]) for name in other.names()})
             return
         for name, hist in other._by_name.items():
-            mine = self._by_name.get(name)
-            if mine is None:
-                mine = self._by_name[name] = LatencyHistogram()
-            mine.merge(hist)
+            self._dense(name).merge(hist)
         self._total.merge(other._total)
 
     def to_payload(self) -> dict[str, str]:
@@ -613,16 +618,10 @@ class HistogramSet:
         """Add decoded histograms by name (a pass over their filled buckets)."""
         for name, hist in histograms.items():
             if self.sparse:
-                found = self._sparse.get(name)
-                if found is None:
-                    found = self._sparse[name] = SparseHistogram()
-                found.merge(hist)
-                continue
-            mine = self._by_name.get(name)
-            if mine is None:
-                mine = self._by_name[name] = LatencyHistogram()
-            mine.merge_sparse(hist)
-            self._total.merge_sparse(hist)
+                self._sparse.setdefault(name, SparseHistogram()).merge(hist)
+            else:
+                self._dense(name).merge_sparse(hist)
+                self._total.merge_sparse(hist)
 
     def drain_payload(self) -> dict[str, str]:
         """The payload of everything recorded since the last drain, then start afresh.
