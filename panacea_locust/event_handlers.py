@@ -76,7 +76,7 @@ from panacea_locust.report.summary import (
     write_results,
 )
 from panacea_locust.report.thresholds import render_thresholds_text
-from panacea_locust.run_context import RunContext, bind, bound
+from panacea_locust.run_context import RunContext, bind, run_of
 from panacea_locust.run_secret import new_nonce, proof, valid
 from panacea_locust.scenarios import (
     SCENARIOS,
@@ -306,8 +306,6 @@ class PanaceaRun:
     """
 
     def __init__(self, environment: Environment) -> None:
-        if bound(environment) is not None:
-            raise RuntimeError("this environment already has a PanaceaRun")
         self.environment = environment
         # a worker's counts only travel to the master with its reports: kept sparse
         worker = isinstance(environment.runner, WorkerRunner)
@@ -376,12 +374,9 @@ class PanaceaRun:
     @classmethod
     def of(cls, environment: Environment) -> PanaceaRun:
         """The run of ``environment``: how users and tasks reach their settings and counters."""
-        run = bound(environment)
+        run = run_of(environment)  # LookupError, saying what to do, when there is none
         if not isinstance(run, cls):
-            raise LookupError(
-                "no PanaceaRun on this Locust environment: import panacea_locust.event_handlers "
-                "before Locust fires init, or create PanaceaRun(environment)"
-            )
+            raise LookupError(f"this environment's run is a {type(run).__name__}, not a PanaceaRun")
         return run
 
     # --- set-up ----------------------------------------------------------------------------

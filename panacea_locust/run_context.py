@@ -68,7 +68,7 @@ class UsersRun(Protocol):
 
 def bind(environment: object, run: UsersRun) -> None:
     """Make ``run`` the run of ``environment`` (once: ``RuntimeError`` if it has one)."""
-    if getattr(environment, _ATTRIBUTE, None) is not None:
+    if bound(environment) is not None:
         raise RuntimeError("this environment already has a PanaceaRun")
     setattr(environment, _ATTRIBUTE, run)
 

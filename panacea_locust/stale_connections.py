@@ -88,7 +88,7 @@ class StaleConnectionResend:
                 raise HTTPConnectionClosed("connection closed without an answer")
             self._new = False
             sock = get_socket()
-            self._sends.append(not self._new)
+            sends.append(not self._new)
             return sock
 
         pool.after_connect = after_connect

@@ -176,31 +176,32 @@ def load_generator_warnings(summary: Mapping[str, Any]) -> list[str]:
     return [w for w in warnings or [] if isinstance(w, str)]
 
 
+def _generator_reasons(block: Mapping[str, Any]) -> dict[str, int]:
+    """The ``GENERATOR_FAILURE`` reasons of one scope's ``failures_by_reason``, with counts."""
+    reasons = block.get("failures_by_reason")
+    if not isinstance(reasons, Mapping):
+        return {}
+    return {
+        reason: n for reason, n in reasons.items()
+        if isinstance(reason, str) and reason.startswith(GENERATOR_FAILURE)
+        and isinstance(n, int) and not isinstance(n, bool)
+    }  # fmt: skip
+
+
 def generator_failures(block: Mapping[str, Any]) -> int:
     """Failures of one scope (``summary.json``'s total or an endpoint) that happened in the
     load generator itself (``GENERATOR_FAILURE`` reasons)."""
-    reasons = block.get("failures_by_reason")
-    if not isinstance(reasons, Mapping):
-        return 0
-    return sum(
-        n for reason, n in reasons.items()
-        if isinstance(reason, str) and reason.startswith(GENERATOR_FAILURE)
-        and isinstance(n, int) and not isinstance(n, bool)
-    )  # fmt: skip
+    return sum(_generator_reasons(block).values())
 
 
 def generator_failure_warning(total: Mapping[str, Any]) -> str | None:
     """The load-generator warning for requests that failed in the generator itself, if any."""
-    n = generator_failures(total)
-    if not n:
+    mine = _generator_reasons(total)
+    if not mine:
         return None
-    reasons = total.get("failures_by_reason") or {}
-    why = ", ".join(
-        r.removeprefix(GENERATOR_FAILURE)
-        for r in sorted(reasons)
-        if r.startswith(GENERATOR_FAILURE)
-    )
+    why = ", ".join(r.removeprefix(GENERATOR_FAILURE) for r in sorted(mine))
     return (
-        f"{n} requests failed in the load generator itself ({why}), never reaching the target: "
-        "raise its open-file limit (ulimit -n) or spread the users over more processes"
+        f"{sum(mine.values())} requests failed in the load generator itself ({why}), never "
+        "reaching the target: raise its open-file limit (ulimit -n) or spread the users over "
+        "more processes"
     )

@@ -380,7 +380,7 @@ def _set_extremes(hdr: HdrHistogram, count: int, high_ms: float) -> None:
     """Count and max of an HdrHistogram whose counts were filled by hand: the encoder writes
     the counts up to max_value's bucket (a reader derives min and max from the counts)."""
     hdr.total_count = count
-    hdr.max_value = min(max(int(high_ms * 1000.0 + 0.5), 0), HIGHEST_US)
+    hdr.max_value = _clamped_us(high_ms)
 
 
 def _payload(
@@ -636,7 +636,8 @@ class HistogramSet:
     def reset(self) -> None:
         self._by_name = {}
         self._sparse = {}
-        self._total = LatencyHistogram()
+        if not self.sparse:  # a sparse set never uses it: no new 23,552 counts at each drain
+            self._total = LatencyHistogram()
 
 
 def decode_payload(payload: Mapping[str, str]) -> dict[str, SparseHistogram]:
