@@ -355,6 +355,8 @@ class PanaceaRun:
         self.data_ready = gevent.event.Event()
         self._assembler = Assembler()
         self._packed: Packed | None = None  #: master: its data, chunked for the workers
+        #: master: workers accepted while it was still loading its data; sent it once packed
+        self._awaiting_data: list[str] = []
         #: master: what loading and shipping the data cost (``run.workers["data"]``)
         self.data_shipping: dict[str, Any] = {}
         self._signals = 0  #: SIGINT/SIGTERM received since the handlers were installed
@@ -540,6 +542,9 @@ class PanaceaRun:
         ctx.tally.data_sources[f"{os.getpid()}"] = ctx.pool_data.describe()
         if isinstance(self.environment.runner, MasterRunner):
             packed = self._packed = pack(ctx.pool_data)
+            waiting, self._awaiting_data = self._awaiting_data, []
+            for node_id in waiting:  # they connected while the database was answering
+                self._send_data(node_id)
             self.data_shipping = {
                 "load_s": round(time.monotonic() - started, 3),
                 "bytes": packed.sent_bytes, "json_bytes": packed.raw_bytes,
@@ -800,9 +805,14 @@ class PanaceaRun:
 
     def _send_data(self, node_id: str) -> None:
         """Master: the pool data to one worker it accepted, chunk by chunk, in a greenlet of
-        its own (the messages handler goes on reading heartbeats and reports meanwhile)."""
+        its own (the messages handler goes on reading heartbeats and reports meanwhile).
+        A worker accepted before the data is loaded (the messages handler runs while the
+        database answers) gets it once it is packed."""
         packed, runner = self._packed, self.environment.runner
-        if packed is None or runner is None:
+        if runner is None:
+            return
+        if packed is None:
+            self._awaiting_data.append(node_id)
             return
 
         def send() -> None:

@@ -159,12 +159,15 @@ def test_fallback_run_completes_with_its_reason(
     assert secret not in text and clickhouse_db.password not in text
 
 
+@pytest.mark.parametrize("locustfile", ["locustfile.py", "tests/locustfiles/slow_database.py"])
 def test_workers_without_database_access_run_on_the_masters_data(
-    clickhouse_db: ClickHouseInfo, tmp_path: Path
+    clickhouse_db: ClickHouseInfo, tmp_path: Path, locustfile: str
 ) -> None:
     """Only the master reads ClickHouse; its workers, whose database settings lead nowhere
     (a closed port, a wrong password), run on the ids it loaded and ship nothing of their own:
-    every session and bundle id the API saw is the database's, and nothing was a 404."""
+    every session and bundle id the API saw is the database's, and nothing was a 404. With
+    ``slow_database.py`` the workers are connected and ready before the master has its data
+    (CI saw that by chance: one worker's users waited for data that never came)."""
     users = 10
     panacea_db(clickhouse_db, "init")
     panacea_db(clickhouse_db, "seed", "--seed", "42", "--users", "30")
@@ -176,7 +179,7 @@ def test_workers_without_database_access_run_on_the_masters_data(
                 "--clickhouse-port", str(clickhouse_db.port),
                 "--clickhouse-database", clickhouse_db.database,
                 "--clickhouse-user", clickhouse_db.user]  # fmt: skip
-    locust = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py")]
+    locust = [sys.executable, "-m", "locust", "-f", str(ROOT / locustfile)]
     port = free_port()
     master_env = clean_env(**clickhouse_db.env(), USE_DATABASE_DATA="true", **FAST_WAITS)
     worker_env = clean_env(**clickhouse_db.env(), USE_DATABASE_DATA="true",
