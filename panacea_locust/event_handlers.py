@@ -47,6 +47,7 @@ from locust.runners import (
     MasterRunner,
     WorkerRunner,
 )
+from locust.stats import StatsError
 
 from panacea_locust.config import Settings, get_settings
 from panacea_locust.cost_guard import RateCap
@@ -608,7 +609,10 @@ class PanaceaRun:
             def on_request(
                 name: str, response_time: float, exception: Any = None, **_: Any
             ) -> None:
-                (tally.failed if exception else tally.histograms).record(name, response_time)
+                if exception:
+                    tally.record_failure(name, response_time, failure_key(exception))
+                else:
+                    tally.histograms.record(name, response_time)
 
             return on_request
         timeline = self.timeline
@@ -619,7 +623,7 @@ class PanaceaRun:
             current = timeline.current
             if exception:
                 tally.failed.record(name, response_time)
-                current.failures[name] += 1
+                current.fail(name, failure_key(exception))
             else:
                 tally.histograms.record(name, response_time)
                 current.record(name, response_time)
@@ -650,7 +654,9 @@ class PanaceaRun:
             delta = self.context.tally.merge(report)
             if state.started_at is not None and not state.written:
                 at_s = time.monotonic() - state.started_monotonic
-                self.timeline.add(at_s, delta.answered, delta.failed, delta.acceptable)
+                self.timeline.add(
+                    at_s, delta.answered, delta.failed, delta.acceptable, delta.reasons
+                )
         cpu = data.get("panacea_cpu")
         if isinstance(cpu, (int, float)):
             self.worker_cpu[client_id] = float(cpu)
@@ -1686,6 +1692,11 @@ def _timeline_interval(options: Any) -> str | float:
     if value is None:
         value = os.environ.get(TIMELINE_INTERVAL_ENV)
     return DEFAULT_INTERVAL_S if value is None else value
+
+
+def failure_key(exception: Any) -> str:
+    """A failed request's reason as ``summary.json`` has it (Locust's errors-table key)."""
+    return error_reason(StatsError.parse_error(exception))
 
 
 def error_reason(error: str) -> str:

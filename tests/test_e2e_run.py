@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -593,15 +594,17 @@ def _descriptor_limit(n: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
+@pytest.mark.parametrize("window", ["", "window_s = 2\n"], ids=["whole run", "windowed"])
 def test_a_load_generator_out_of_descriptors_is_inconclusive_not_a_failing_api(
-    api: ReferenceAPIProcess, tmp_path: Path
+    api: ReferenceAPIProcess, tmp_path: Path, window: str
 ) -> None:
     """80 users in a process allowed 60 open files: the connections it cannot open fail in
     the load generator itself. Found: they were counted as the API's failures (FAIL on a
     healthy API, ``connection error (OSError)``), and the results could not even be written
-    at the end (exit 6: no descriptor left for the files)."""
+    at the end (exit 6: no descriptor left for the files). Then found: a windowed failure
+    ratio still counted them (its windows did not know the failures' reasons)."""
     slo = tmp_path / "slo.toml"
-    slo.write_text("[total]\nmax_failure_ratio = 0.01\n")
+    slo.write_text("[total]\nmax_failure_ratio = 0.01\n" + window)
     proc = subprocess.run(
         [sys.executable, "-m", "panacea_locust.cli", "run", "--host", api.url,
          "-u", "80", "-r", "80", "-t", "5s", "--slo", str(slo)],
@@ -620,6 +623,14 @@ def test_a_load_generator_out_of_descriptors_is_inconclusive_not_a_failing_api(
     assert any("failed in the load generator itself" in w for w in warnings), warnings
     assert summary["verdict"]["outcome"] == "INCONCLUSIVE"
     assert "VERDICT: INCONCLUSIVE" in proc.stderr and "ulimit -n" in proc.stderr
+    (rule,) = summary["thresholds"]["rules"]
+    assert rule["status"] != "fail", rule  # the target failed nothing it was sent
+    # the timeline tells the reasons apart, interval by interval
+    intervals = json.loads((run_dir / "timeline.json").read_text())["intervals"]
+    by_reason: Counter[str] = Counter()
+    for interval in intervals:
+        by_reason.update(interval["total"]["failures_by_reason"])
+    assert by_reason == Counter(total["failures_by_reason"]), (by_reason, total)
 
 
 def test_run_metadata_names_the_build_tested_and_the_code_that_tested_it(

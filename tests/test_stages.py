@@ -100,7 +100,7 @@ def test_stage_record_shape() -> None:
     assert set(first) == {"index", "start_s", "end_s", "users", "total"}  # no SLO: no "slo"
     assert (first["start_s"], first["end_s"], first["users"]) == (0.0, 30.0, 5)
     assert set(first["total"]) == {
-        "requests", "failures", "failure_ratio", "rps",
+        "requests", "failures", "failure_ratio", "failures_by_reason", "rps",
         "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     }  # fmt: skip
     assert [s["total"]["p95_ms"] for s in got] == [100.0, 200.0]
@@ -382,3 +382,28 @@ def test_stages_and_the_run_command_load_neither_locust_nor_gevent() -> None:
     assert of_packages(loaded, "locust", "gevent") == []
     # the check can fail: shapes.py is Locust glue
     assert "locust" in of_packages(modules_after_importing("panacea_locust.shapes"), "locust")
+
+
+def test_a_stage_judges_the_target_on_the_requests_that_left_the_load_generator() -> None:
+    """A stage whose failures all happened in the load generator (out of descriptors) is
+    not read as a target breaking its failure ratio; its failures keep their reasons."""
+    emfile = "load generator: too many open files (EMFILE)"
+    rules = slo({"total": {"max_failure_ratio": 0.01}})
+    intervals = rising_run([300, 300], per_interval=60)
+    intervals = [
+        (start, end, counts if start < 30 else
+         Interval(counts.answered, {ASK: 20}, reasons={ASK: {emfile: 20}}))
+        for start, end, counts in intervals
+    ]  # fmt: skip
+    stages = build_stages(step_plan([5, 50]), intervals, rules)
+    assert stages[1]["slo"]["status"] == "held", stages[1]["slo"]
+    assert stages[1]["total"]["failures"] == 120
+    assert stages[1]["total"]["failures_by_reason"] == {emfile: 120}
+    # the same failures from the target break the stage
+    intervals = [
+        (start, end, Interval(c.answered, c.failures, reasons={ASK: {"HTTP 503": 20}}))
+        if start >= 30 else (start, end, c)
+        for start, end, c in intervals
+    ]  # fmt: skip
+    stages = build_stages(step_plan([5, 50]), intervals, rules)
+    assert stages[1]["slo"]["broken"] == ["failure ratio was 25 % > 1 %"]

@@ -99,7 +99,7 @@ def _local_run() -> Timeline:
         for _ in range(5):
             tl.current.record(INFO, next(values) / 4)
         if second % 3 == 0:
-            tl.current.failures[SEARCH] += 1
+            tl.current.fail(SEARCH, "timeout")
     tl.at(6.0).acceptable[INFO]["404"] += 2
     return tl
 
@@ -113,8 +113,11 @@ def test_timeline_json_has_every_interval_up_to_the_end() -> None:
     first, second, last = data["intervals"]
     assert [i["users"] for i in data["intervals"]] == [3, 4, 4]
     assert list(first["endpoints"]) == [SEARCH, INFO]
-    keys = {"requests", "failures", "acceptable", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms"}
+    keys = {"requests", "failures", "failures_by_reason", "acceptable", "rps",
+            "p50_ms", "p95_ms", "p99_ms", "max_ms"}  # fmt: skip
     assert set(first["total"]) == keys and set(first["endpoints"][SEARCH]) == keys
+    assert first["endpoints"][SEARCH]["failures_by_reason"] == {"timeout": 2}
+    assert first["endpoints"][INFO]["failures_by_reason"] == {}
     # 5 s of 15 answered a second, plus the failures of seconds 0 and 3
     assert first["total"]["requests"] == 5 * 15 + 2
     assert first["total"]["failures"] == 2
@@ -155,16 +158,19 @@ def test_worker_deltas_merge_exactly_into_the_interval_they_arrive_in() -> None:
             for _ in range(200):
                 name, v = rng.choice((SEARCH, INFO)), rng.lognormvariate(3, 1)
                 if rng.random() < 0.05:
-                    worker.failed.record(name, v)
-                    direct.at(report_at).failures[name] += 1
+                    reason = rng.choice(("HTTP 500", "load generator: no local port free"))
+                    worker.record_failure(name, v, reason)
+                    direct.at(report_at).fail(name, reason)
                 else:
                     worker.histograms.record(name, v)
                     direct.at(report_at).record(name, v)
             worker.acceptable_response(INFO, 404)
             direct.at(report_at).acceptable[INFO]["404"] += 1
             delta = collected.merge(worker.drain())
-            master.add(report_at, delta.answered, delta.failed, delta.acceptable)
+            master.add(report_at, delta.answered, delta.failed, delta.acceptable, delta.reasons)
     assert master.to_json(12.0) == direct.to_json(12.0)
+    reasons = master.to_json(12.0)["intervals"][1]["total"]["failures_by_reason"]
+    assert set(reasons) == {"HTTP 500", "load generator: no local port free"}, reasons
     answered = sum(
         i["total"]["requests"] - i["total"]["failures"] for i in master.to_json(12.0)["intervals"]
     )
@@ -220,15 +226,17 @@ def test_windows_slide_by_one_interval_and_merge_exactly() -> None:
             tl.at(index * 2.0).record(
                 rng.choice((SEARCH, INFO)), rng.lognormvariate(2 + index / 4, 1)
             )
-        tl.at(index * 2.0).failures[SEARCH] += index % 3
+        for _ in range(index % 3):
+            tl.at(index * 2.0).fail(SEARCH, f"HTTP 50{index % 2}")
     windows = tl.windows(5.0, 20.0)  # 5 s: three intervals of 2 s
     assert [(w.start_s, w.end_s) for w in windows] == [(i * 2.0, i * 2.0 + 6.0) for i in range(8)]
     for first, window in enumerate(windows):
         for scope in (TOTAL, SEARCH, INFO):
-            hist, failures, _ = _brute_window(tl, first, first + 2).parts(scope)
+            hist, failures, _, reasons = _brute_window(tl, first, first + 2).parts(scope)
             block = window.stats["total"] if scope == TOTAL else window.stats["endpoints"][scope]
             assert block["requests"] == hist.count + failures
             assert block["failures"] == failures
+            assert block["failures_by_reason"] == {r: n for r, n in sorted(reasons.items()) if n}
             assert block["rps"] == pytest.approx((hist.count + failures) / 6.0, abs=1e-3)
             for key, q in (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99)):
                 expected = round(hist.percentile(q), 3) if hist.count else None

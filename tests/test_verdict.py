@@ -20,6 +20,7 @@ from panacea_locust.verdict.decision import (
     UNJUDGED,
     decide,
 )
+from panacea_locust.verdict.health import generator_failure_warning
 from panacea_locust.verdict.thresholds import load_slo, mark_aborted
 
 SEARCH = "/api/v1/logs/search"
@@ -233,3 +234,22 @@ def test_requests_that_failed_in_the_generator_never_make_a_pass(tmp_path: Path)
     # all that left it failed: the target answered none
     dead = decide(judged(tmp_path, slo, own_failures(500, 200, target=300)))
     assert dead.outcome == FAILED and "no request got an answer" in dead.line
+
+
+def test_a_windowed_failure_ratio_judges_the_target_too(tmp_path: Path) -> None:
+    """A window's failure ratio leaves out the load generator's own failures, as the whole
+    run's does: the target's failures in it fail the run, generator warning or not."""
+    slo = "[total]\nmax_failure_ratio = 0.01\nwindow_s = 5"
+    total = own_failures(1000, 300, target=100)
+    warning = generator_failure_warning(total)
+    assert warning is not None
+    s = judged(tmp_path, slo, total, warnings=[warning])
+    (rule,) = s["thresholds"]["rules"]
+    assert rule["window"] is not None and rule["status"] == "fail", rule
+    v = decide(s)
+    assert (v.outcome, v.exit_code) == (FAILED, EXIT_FAILED), v.line
+    assert "max_failure_ratio 0.1429 > 0.0100" in v.line
+    # without the target's failures it is the generator's shortfall: INCONCLUSIVE, no PASS
+    calm = own_failures(1000, 300)
+    v = decide(judged(tmp_path, slo, calm, warnings=[generator_failure_warning(calm) or ""]))
+    assert (v.outcome, v.exit_code) == (INCONCLUSIVE, EXIT_INCONCLUSIVE), v.line

@@ -196,3 +196,52 @@ def test_a_windowed_abort_rule_stops_within_seconds_of_a_collapse() -> None:
             stopped_at = now
             assert "total p95_ms" in reason and f"over 20-{now} s" in reason
     assert stopped_at is not None and 25 < stopped_at <= 32, stopped_at
+
+
+EMFILE = "load generator: too many open files (EMFILE)"
+
+
+def test_a_window_judges_the_target_on_the_requests_that_left_the_load_generator() -> None:
+    """Requests that failed in the load generator itself never reached the target: a
+    windowed failure ratio leaves them out of both the ratio and its samples, as the
+    whole-run rule does; a target's own failures in the same window still count."""
+    tl = _collapsing_run(seconds=20, collapse_at=99)
+    for second in range(10, 15):  # the generator ran out of descriptors for 5 s
+        for _ in range(20):
+            tl.at(second + 0.5).fail(SEARCH, EMFILE)
+    slo = _slo(f'[endpoints."{SEARCH}"]\nmax_failure_ratio = 0.05\nwindow_s = 5\n')
+    (rule,) = slo.evaluate(_summary(tl, 20.0), _windows(tl, 20.0))["rules"]
+    assert rule["status"] == PASS, rule
+    window = tl.windows(5.0, 20.0)[2].stats["endpoints"][SEARCH]
+    assert window["failures"] == 100 and window["failures_by_reason"] == {EMFILE: 100}
+    for second in range(10, 15):  # and now the target fails some as well
+        for _ in range(4):
+            tl.at(second + 0.5).fail(SEARCH, "HTTP 503")
+    (rule,) = slo.evaluate(_summary(tl, 20.0), _windows(tl, 20.0))["rules"]
+    assert rule["status"] == FAIL and rule["window"] == {"start_s": 10.0, "end_s": 15.0}
+    assert rule["observed"] == round(20 / 220, 6)  # 200 answered, 20 failed in the target
+
+
+def test_the_generators_own_failures_never_abort_a_run() -> None:
+    """An abort rule judges the most recent window: failures of the load generator itself
+    (out of descriptors) are named there and do not stop the run as the target's failing
+    would (an abort is a FAIL); the target's own failures at the same rate do."""
+    slo = _slo("[total]\nmax_failure_ratio = 0.05\nabort = true\nabort_grace_s = 1\nwindow_s = 5\n")
+    for reason, stops in ((EMFILE, False), ("HTTP 503", True)):
+        tracker, live, stopped = AbortTracker(slo), Timeline(5.0), None
+        for now in range(1, 21):
+            for name, ms in _second(now - 1, collapse_at=99, per_second=80):
+                live.at(now - 0.5).record(name, ms)
+            if now > 10:
+                for _ in range(20):
+                    live.at(now - 0.5).fail(INFO, reason)
+
+            def recent(
+                window_s: float, now: float = float(now), live: Timeline = live
+            ) -> list[Window]:
+                return [live.recent(window_s, now, [TOTAL])]
+
+            stopped = stopped or tracker.update(float(now), _summary(live, float(now)), recent)
+        window = live.recent(5.0, 20.0, [TOTAL]).stats["total"]
+        assert window["failures_by_reason"] == {reason: 100}, window
+        assert bool(stopped) == stops, (reason, stopped)

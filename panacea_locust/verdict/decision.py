@@ -160,12 +160,7 @@ def _judge(summary: Mapping[str, Any]) -> Verdict:
         broken = f"{len(failed)} of {n} rules broken: " + ", ".join(_short(r) for r in failed[:3])
         if len(failed) > 3:
             broken += ", ..."
-        if warnings and all(
-            r.get("metric") in _GENERATOR_SENSITIVE
-            # a windowed failure ratio counts the generator's own failures in its windows
-            or (mine and r.get("metric") == "max_failure_ratio" and r.get("window"))
-            for r in failed
-        ):
+        if warnings and all(r.get("metric") in _GENERATOR_SENSITIVE for r in failed):
             return verdict(
                 INCONCLUSIVE,
                 EXIT_INCONCLUSIVE,

@@ -68,7 +68,7 @@ HELD, BROKE = "held", "broke"
 NOT_PER_STAGE = frozenset({"min_rps", *WORKLOAD_KEYS})
 #: the keys of a stage's ``total`` in ``summary.json``
 STAGE_TOTAL_KEYS: tuple[str, ...] = (
-    "requests", "failures", "failure_ratio", "rps",
+    "requests", "failures", "failure_ratio", "failures_by_reason", "rps",
     "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
 )  # fmt: skip
 #: what a stage holds constant: users (step, spike) or an arrival rate
@@ -166,6 +166,10 @@ class Counts(Protocol):
     def acceptable(self) -> Mapping[str, Mapping[str, int]]:
         """Acceptable 4xx by status code."""
 
+    @property
+    def reasons(self) -> Mapping[str, Mapping[str, int]]:
+        """The failures' reasons (the load generator's own tell apart by theirs)."""
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -174,6 +178,7 @@ class Interval:
     answered: Mapping[str, Histogram] | HistogramSet
     failures: Mapping[str, int] = field(default_factory=dict)
     acceptable: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    reasons: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 #: an interval with its span, seconds from the start: ``(start_s, end_s, counts)``, as
@@ -215,15 +220,21 @@ def _sparse(hist: Histogram) -> SparseHistogram:
 
 
 def _block(
-    hist: SparseHistogram, failures: int, acceptable: Mapping[str, int], seconds: float
+    hist: SparseHistogram,
+    failures: int,
+    acceptable: Mapping[str, int],
+    reasons: Mapping[str, int],
+    seconds: float,
 ) -> dict[str, Any]:
-    """A scope's metric block, with ``summary.json``'s keys and rounding (what rules read)."""
+    """A scope's metric block, with ``summary.json``'s keys and rounding (what rules read:
+    the reasons tell the load generator's own failures apart)."""
     requests = hist.count + failures
     has = hist.count > 0
     block: dict[str, Any] = {
         "requests": requests,
         "failures": failures,
         "failure_ratio": round(failures / requests, 6) if requests else 0.0,
+        "failures_by_reason": dict(sorted(reasons.items())),
         "acceptable": dict(sorted(acceptable.items())),
         "rps": round(requests / seconds, 3) if seconds > 0 else 0.0,
     }
@@ -233,6 +244,13 @@ def _block(
     return block
 
 
+def _add(into: dict[str, int], counted: Mapping[str, int]) -> None:
+    """Add counts by key, leaving out the keys counted zero."""
+    for key, n in counted.items():
+        if n:
+            into[key] = into.get(key, 0) + n
+
+
 def stage_summary(spans: Sequence[Span], endpoint_order: Sequence[str] = ()) -> dict[str, Any]:
     """A summary-shaped ``{"total": ..., "endpoints": {...}}`` of some intervals, what the
     SLO's rules judge: each scope's histogram is the exact merge of the intervals' own, its
@@ -240,6 +258,7 @@ def stage_summary(spans: Sequence[Span], endpoint_order: Sequence[str] = ()) -> 
     merged: dict[str, SparseHistogram] = {}
     failures: dict[str, int] = {}
     acceptable: dict[str, dict[str, int]] = {}
+    reasons: dict[str, dict[str, int]] = {}
     seconds = 0.0
     for start_s, end_s, counts in spans:
         seconds += max(0.0, end_s - start_s)
@@ -250,24 +269,24 @@ def stage_summary(spans: Sequence[Span], endpoint_order: Sequence[str] = ()) -> 
         for name, n in counts.failures.items():
             if n:
                 failures[name] = failures.get(name, 0) + n
-        for name, codes in counts.acceptable.items():
-            mine = acceptable.setdefault(name, {})
-            for code, n in codes.items():
-                mine[code] = mine.get(code, 0) + n
+        for into, source in ((acceptable, counts.acceptable), (reasons, counts.reasons)):
+            for name, counted in source.items():
+                _add(into.setdefault(name, {}), counted)
     names = [n for n in endpoint_order if n in merged or n in failures]
     names += sorted(n for n in {*merged, *failures} if n not in names)
     total = SparseHistogram()
     total_acceptable: dict[str, int] = {}
+    total_reasons: dict[str, int] = {}
     endpoints: dict[str, Any] = {}
     for name in names:
         hist = merged.get(name) or SparseHistogram()
-        codes = acceptable.get(name, {})
-        endpoints[name] = _block(hist, failures.get(name, 0), codes, seconds)
+        codes, why = acceptable.get(name, {}), reasons.get(name, {})
+        endpoints[name] = _block(hist, failures.get(name, 0), codes, why, seconds)
         total.merge(hist)
-        for code, n in codes.items():
-            total_acceptable[code] = total_acceptable.get(code, 0) + n
+        _add(total_acceptable, codes)
+        _add(total_reasons, why)
     return {
-        "total": _block(total, sum(failures.values()), total_acceptable, seconds),
+        "total": _block(total, sum(failures.values()), total_acceptable, total_reasons, seconds),
         "endpoints": endpoints,
     }
 

@@ -27,6 +27,8 @@ class Delta:
     answered: Mapping[str, SparseHistogram] = field(default_factory=dict)
     failed: Mapping[str, SparseHistogram] = field(default_factory=dict)
     acceptable: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: the failures' reasons by request name (what tells the load generator's own apart)
+    reasons: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 class RunTally:
@@ -44,6 +46,9 @@ class RunTally:
         self.histograms = HistogramSet(sparse)
         #: response times of failed requests, shown apart in summary.json
         self.failed = HistogramSet(sparse)
+        #: a worker's failures' reasons by request name since its last report, for the
+        #: master's timeline (summary.json's come from Locust's own errors table)
+        self.failure_reasons: defaultdict[str, Counter[str]] = defaultdict(Counter)
         #: the slowest traced requests per endpoint (``--trace-context``)
         self.slowest = SlowestRequests()
         #: open model: answered requests' times from their actual send (the histograms above
@@ -64,6 +69,11 @@ class RunTally:
         self.users_by_type[user_type] += 1
         self.sessions["database" if session_from_database else "generated"] += 1
 
+    def record_failure(self, name: str, ms: float, reason: str) -> None:
+        """A failed request on a worker: its time, and its reason for the master's timeline."""
+        self.failed.record(name, ms)
+        self.failure_reasons[name][reason] += 1
+
     def acceptable_response(self, name: str, status: int) -> None:
         self.acceptable[name][str(status)] += 1
         if self.timeline is not None:
@@ -77,6 +87,7 @@ class RunTally:
             "sessions": dict(self.sessions),
             "histograms": self.histograms.drain_payload(),
             "failed": self.failed.drain_payload(),
+            "failure_reasons": {name: dict(why) for name, why in self.failure_reasons.items()},
             "slowest": self.slowest.drain_payload(),
             "service": self.service.drain_payload(),
             "arrivals": self.arrivals.drain() if self.arrivals.has_arrivals else None,
@@ -86,6 +97,7 @@ class RunTally:
         }
         self.users_by_type.clear()
         self.acceptable.clear()
+        self.failure_reasons.clear()
         self.sessions.clear()
         self.costly_skipped.clear()
         self.stale_resends = 0
@@ -99,6 +111,7 @@ class RunTally:
             answered=decode_payload(report.get("histograms") or {}),
             failed=decode_payload(report.get("failed") or {}),
             acceptable=report.get("acceptable") or {},
+            reasons=report.get("failure_reasons") or {},
         )
         self.users_by_type.update(report.get("users_by_type", {}))
         for name, codes in delta.acceptable.items():

@@ -72,11 +72,14 @@ def parse_interval(value: str | float) -> float:
 class Interval:
     """What one interval holds, by request name."""
 
-    __slots__ = ("answered", "failures", "acceptable", "users")
+    __slots__ = ("answered", "failures", "reasons", "acceptable", "users")
 
     def __init__(self) -> None:
         self.answered: dict[str, SparseHistogram] = {}
         self.failures: Counter[str] = Counter()
+        #: the failures' reasons by request name, as ``summary.json`` names them: what tells
+        #: the load generator's own failures (``GENERATOR_FAILURE``) from the target's
+        self.reasons: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.acceptable: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.users: int | None = None
 
@@ -87,10 +90,17 @@ class Interval:
             hist = self.answered[name] = SparseHistogram()
         hist.record(ms)
 
+    def fail(self, name: str, reason: str) -> None:
+        """A failed request, with its reason."""
+        self.failures[name] += 1
+        self.reasons[name][reason] += 1
+
     def merge(self, other: Interval) -> None:
         for name, hist in other.answered.items():
             self.answered.setdefault(name, SparseHistogram()).merge(hist)
         self.failures.update(other.failures)
+        for name, reasons in other.reasons.items():
+            self.reasons[name].update(reasons)
         for name, codes in other.acceptable.items():
             self.acceptable[name].update(codes)
         if other.users is not None:
@@ -98,25 +108,35 @@ class Interval:
 
     def clear_requests(self) -> None:
         self.answered, self.failures = {}, Counter()
-        self.acceptable = defaultdict(Counter)
+        self.reasons, self.acceptable = defaultdict(Counter), defaultdict(Counter)
 
     def names(self) -> set[str]:
         return {n for n, h in self.answered.items() if h.count} | {
             n for n, c in self.failures.items() if c
         }
 
-    def parts(self, scope: str) -> tuple[SparseHistogram, int, Counter[str]]:
-        """``scope``'s (a name, or ``total``) answered histogram, failures and acceptable 4xx."""
+    def parts(self, scope: str) -> Parts:
+        """``scope``'s (a name, or ``total``) answered histogram, failures, acceptable 4xx
+        and failure reasons."""
         if scope != TOTAL:
-            hist = self.answered.get(scope) or SparseHistogram()
-            return hist, self.failures.get(scope, 0), Counter(self.acceptable.get(scope) or {})
+            return (
+                self.answered.get(scope) or SparseHistogram(), self.failures.get(scope, 0),
+                Counter(self.acceptable.get(scope) or {}), Counter(self.reasons.get(scope) or {}),
+            )  # fmt: skip
         total = SparseHistogram()
         for hist in self.answered.values():
             total.merge(hist)
         acceptable: Counter[str] = Counter()
         for codes in self.acceptable.values():
             acceptable.update(codes)
-        return total, sum(self.failures.values()), acceptable
+        reasons: Counter[str] = Counter()
+        for counted in self.reasons.values():
+            reasons.update(counted)
+        return total, sum(self.failures.values()), acceptable, reasons
+
+
+#: one scope of an interval: answered histogram, failures, acceptable 4xx, failure reasons
+Parts = tuple[SparseHistogram, int, Counter[str], Counter[str]]
 
 
 #: an interval with its time span: (start_s, end_s, interval)
@@ -168,8 +188,10 @@ class Timeline:
         answered: Mapping[str, SparseHistogram],
         failed: Mapping[str, SparseHistogram],
         acceptable: Mapping[str, Mapping[str, int]],
+        reasons: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """A worker's delta, into the interval it arrived in (merged exactly)."""
+        """A worker's delta, into the interval it arrived in (merged exactly); ``reasons``:
+        its failures' reasons by request name."""
         interval = self.at(at_s)
         for name, hist in answered.items():
             mine = interval.answered.get(name)
@@ -180,6 +202,8 @@ class Timeline:
             interval.failures[name] += hist.count
         for name, codes in acceptable.items():
             interval.acceptable[name].update(codes)
+        for name, counted in (reasons or {}).items():
+            interval.reasons[name].update(counted)
 
     # --- reading ---------------------------------------------------------------------------
     def spans(self, end_s: float) -> list[Span]:
@@ -220,9 +244,9 @@ class Timeline:
             seconds = end - start
 
             def block(scope: str, interval: Interval = interval, seconds: float = seconds) -> Any:
-                hist, failures, acceptable = interval.parts(scope)
+                hist, failures, acceptable, reasons = interval.parts(scope)
                 return _block(
-                    hist.counts, hist.count, failures, acceptable, seconds,
+                    hist.counts, hist.count, failures, acceptable, reasons, seconds,
                     hist.min_ms, hist.max_ms, TIMELINE_PERCENTILES,
                 )  # fmt: skip
 
@@ -317,15 +341,16 @@ class _Slide:
     ``first..last`` kept by adding the interval entering and taking out the one leaving, so
     each step costs the filled buckets of two intervals, not of the whole window."""
 
-    def __init__(self, parts: list[tuple[SparseHistogram, int, Counter[str]]]) -> None:
+    def __init__(self, parts: list[Parts]) -> None:
         self.parts = parts
         self.counts: dict[int, int] = {}
         self.answered = self.failures = 0
         self.acceptable: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
         self.first, self.last = 0, -1
 
     def _apply(self, index: int, sign: int) -> None:
-        hist, failures, acceptable = self.parts[index]
+        hist, failures, acceptable, reasons = self.parts[index]
         counts = self.counts
         for bucket, n in hist.counts.items():
             left = counts.get(bucket, 0) + sign * n
@@ -337,6 +362,8 @@ class _Slide:
         self.failures += sign * failures
         for code, n in acceptable.items():
             self.acceptable[code] += sign * n
+        for reason, n in reasons.items():
+            self.reasons[reason] += sign * n
 
     def move_to(self, first: int, last: int) -> None:
         """Hold the intervals ``first..last`` (both only move forward)."""
@@ -350,10 +377,10 @@ class _Slide:
         held = [p[0] for p in self.parts[self.first : self.last + 1] if p[0].count]
         low = min((h.min_ms for h in held), default=0.0)
         high = max((h.max_ms for h in held), default=0.0)
-        acceptable = +self.acceptable  # drops the codes counted to zero
+        # ``+`` drops the codes and reasons counted down to zero
         return _block(
-            self.counts, self.answered, self.failures, acceptable, seconds, low, high,
-            WINDOW_PERCENTILES,
+            self.counts, self.answered, self.failures, +self.acceptable, +self.reasons,
+            seconds, low, high, WINDOW_PERCENTILES,
         )  # fmt: skip
 
 
@@ -362,6 +389,7 @@ def _block(
     answered: int,
     failures: int,
     acceptable: Mapping[str, int],
+    reasons: Mapping[str, int],
     seconds: float,
     low: float,
     high: float,
@@ -372,6 +400,7 @@ def _block(
     block: dict[str, Any] = {
         "requests": requests,
         "failures": failures,
+        "failures_by_reason": {reason: n for reason, n in sorted(reasons.items()) if n},
         "acceptable": {code: n for code, n in sorted(acceptable.items()) if n},
         "rps": round(requests / seconds, 3) if seconds > 0 else 0.0,
     }
