@@ -32,7 +32,7 @@ from panacea_locust.payload_generator import RequestSpec, UserPool
 from panacea_locust.run_context import RunContext, UsersRun, run_of
 from panacea_locust.secrets import SCRUBBER, install_logging, secret_values
 from panacea_locust.stale_connections import StaleConnectionResend
-from panacea_locust.verdict.health import GENERATOR_FAILURE
+from panacea_locust.verdict.health import GENERATOR_FAILURE, STALLED_START_S
 from panacea_locust.verdict.traces import new_traceparent
 
 _settings = get_settings()
@@ -177,13 +177,23 @@ class PanaceaAPIUser(FastHttpUser):
     def _stale_resend(self) -> None:
         self.run_context.tally.stale_resends += 1
 
+    def _stalled_start(self) -> None:
+        self.run_context.tally.stalled_starts += 1
+
     def on_start(self) -> None:
         """Take a global index and build this user's pools: once per virtual user."""
         run = self._run = run_of(self.environment)
-        if not run.may_run_users():  # a worker of another run's master: send nothing
-            raise StopUser()
         ctx = self.run_context = run.context
-        self.index = run.allocator.next_index()
+        # a user still waiting here after STALLED_START_S is counted then, while the run
+        # lasts (a worker reports it with its next report), not when it is stopped
+        stalled = get_hub().loop.timer(STALLED_START_S)
+        stalled.start(self._stalled_start)
+        try:
+            if not run.may_run_users():  # another run's master, or the run stopping
+                raise StopUser()
+            self.index = run.allocator.next_index()
+        finally:
+            stalled.close()
         self.pool = UserPool.build(self.index, ctx.settings, ctx.pool_data)
         self.user_id, self.session_id = self.pool.user_id, self.pool.session_id
         token = ctx.settings.panacea_auth_token

@@ -97,6 +97,7 @@ from panacea_locust.verdict.health import (
     GeneratorHealth,
     generator_failure_warning,
     read_cpu_times,
+    stalled_start_warning,
     steal_percent,
 )
 from panacea_locust.verdict.histogram import SparseHistogram
@@ -912,14 +913,21 @@ class PanaceaRun:
     def may_run_users(self) -> bool:
         """Worker: wait (a user's ``on_start``) until the master has proved the run's secret
         (with one; False when it did not, or not within ``HANDSHAKE_WAIT_S``) and its pool
-        data has arrived (``DATA_WAIT_S``; then the worker generates its own, and says so)."""
+        data has arrived (``DATA_WAIT_S``; then the worker generates its own, and says so).
+        False as well when the run stops meanwhile: Locust's graceful stop would otherwise
+        wait out its whole grace for users that never started."""
         if self.run_secret is not None or self.refused:
             if not self.verified.wait(HANDSHAKE_WAIT_S):
                 self._leave(f"no handshake with the master within {HANDSHAKE_WAIT_S:g} s")
             if self.refused:
                 return False
-        if not self.data_ready.is_set() and not self.data_ready.wait(DATA_WAIT_S):
-            self._use_own_data(f"the master's data did not arrive within {DATA_WAIT_S:g} s")
+        deadline = time.monotonic() + DATA_WAIT_S
+        while not self.data_ready.wait(0.5):
+            runner = self.environment.runner
+            if runner is not None and runner.state in (STATE_STOPPING, STATE_CLEANUP):
+                return False  # the run is over: a user that never started has nothing to do
+            if time.monotonic() >= deadline:
+                self._use_own_data(f"the master's data did not arrive within {DATA_WAIT_S:g} s")
         return True
 
     def _on_worker_connect(self, client_id: str, **_: Any) -> None:
@@ -1124,7 +1132,10 @@ class PanaceaRun:
         statistics) to its end (the test stopping), or to now during the run."""
         tally, plan = self.context.tally, self.open_plan
         if plan is None:
-            return {"model": "closed", "users": sum(tally.users_by_type.values())}
+            return {
+                "model": "closed", "users": sum(tally.users_by_type.values()),
+                "stalled_starts": tally.stalled_starts,
+            }  # fmt: skip
         started, since = self._schedule_started, self._arrivals_counted_since
         elapsed, target = 0.0, 0.0
         if started:
@@ -1134,7 +1145,9 @@ class PanaceaRun:
                 plan.stages, since - started
             )
             target = due / elapsed if elapsed > 0 else 0.0
-        return workload_record(tally.arrivals, plan.process, target, elapsed, plan.max_users)
+        record = workload_record(tally.arrivals, plan.process, target, elapsed, plan.max_users)
+        record["stalled_starts"] = tally.stalled_starts
+        return record
 
     def _arrival_stage_plan(self) -> list[dict[str, Any]]:
         """The rate stages as ``verdict/stages.py`` plans them, in seconds from the test start."""
@@ -1419,9 +1432,12 @@ class PanaceaRun:
             endpoint_names(ctx.settings), ctx.tally.failed, ctx.tally.slowest,
         )  # fmt: skip
         add_service_times(summary, ctx.tally.service if self.open_plan else None)
-        own_failures = generator_failure_warning(summary["total"])
-        if own_failures:
-            health["warnings"].append(own_failures)
+        for warning in (
+            generator_failure_warning(summary["total"]),
+            stalled_start_warning(ctx.tally.stalled_starts),
+        ):
+            if warning:
+                health["warnings"].append(warning)
         # the same top-level keys for every run, whatever started it
         summary["thresholds"] = {"passed": None, "rules": []}
         if state.slo is not None:

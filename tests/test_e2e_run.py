@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -669,14 +670,21 @@ def test_run_metadata_names_the_build_tested_and_the_code_that_tested_it(
     assert "target version panacea-2026.12.2" in compared.stdout
 
 
-def _start_distributed(api: ReferenceAPIProcess, tmp_path: Path, seconds: int) -> tuple:
-    """A master (results in tmp_path) and two workers on a free loopback port."""
+def _start_distributed(
+    api: ReferenceAPIProcess,
+    tmp_path: Path,
+    seconds: int,
+    *extra: str,
+    locust: Sequence[str] = LOCUST,
+) -> tuple:
+    """A master (results in tmp_path; ``extra``: its further options) and two workers on a
+    free loopback port, all running ``locust``."""
     port = _free_port()
     env = clean_env(**FAST_WAITS)
     master = subprocess.Popen(
-        [*LOCUST, "--master", "--headless", "--host", api.url, "-u", "10", "-r", "10",
+        [*locust, "--master", "--headless", "--host", api.url, "-u", "10", "-r", "10",
          "-t", f"{seconds}s", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
-         "--master-bind-port", str(port)],
+         "--master-bind-port", str(port), *extra],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     workers = []
@@ -684,7 +692,7 @@ def _start_distributed(api: ReferenceAPIProcess, tmp_path: Path, seconds: int) -
         folder = tmp_path / f"w{i}"
         folder.mkdir()
         workers.append(subprocess.Popen(
-            [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
             cwd=folder, env=env, stdout=subprocess.DEVNULL,
             stderr=(folder / "worker.log").open("w"),
         ))  # fmt: skip
@@ -693,8 +701,11 @@ def _start_distributed(api: ReferenceAPIProcess, tmp_path: Path, seconds: int) -
 
 def test_a_lost_worker_is_recorded_with_its_users(api: ReferenceAPIProcess, tmp_path: Path) -> None:
     """The finding: SIGKILL of one of two workers halved the users for the rest of the run,
-    and summary.json still said 10 users with nothing about a lost worker."""
-    master, workers = _start_distributed(api, tmp_path, 14)
+    and summary.json still said 10 users with nothing about a lost worker. Then: its rules
+    passing made a PASS, though the load applied was less than planned."""
+    slo = tmp_path / "slo.toml"
+    slo.write_text("[total]\nmax_failure_ratio = 0.5\n")  # a healthy API passes it
+    master, workers = _start_distributed(api, tmp_path, 14, "--slo-file", str(slo))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and api.stats()["total"] < 20:
@@ -716,6 +727,38 @@ def test_a_lost_worker_is_recorded_with_its_users(api: ReferenceAPIProcess, tmp_
     warnings = summary["run"]["load_generator"]["warnings"]
     assert any(f"worker {lost['id']} was lost" in w for w in warnings), warnings
     assert f"worker {lost['id']} was lost" in err
+    (rule,) = summary["thresholds"]["rules"]
+    assert rule["status"] == "pass", rule
+    assert master.returncode == 4 and summary["verdict"]["outcome"] == "INCONCLUSIVE", err[-2000:]
+    assert any("the load applied was less than planned" in r for r in summary["verdict"]["reasons"])
+
+
+def test_users_that_never_got_going_make_no_pass(api: ReferenceAPIProcess, tmp_path: Path) -> None:
+    """A worker whose master's data never came: its users wait in ``on_start`` for the whole
+    run and send nothing. Found (CI, by chance): with 5 of 10 users sending, the API healthy,
+    the rules passed and so did the run. Now the stalled users are counted and the run is
+    INCONCLUSIVE: the load applied was less than planned."""
+    slo = tmp_path / "slo.toml"
+    slo.write_text("[total]\nmax_failure_ratio = 0.5\n")
+    locust = [sys.executable, "-m", "locust", "-f",
+              str(ROOT / "tests" / "locustfiles" / "data_for_one_worker.py")]  # fmt: skip
+    master, workers = _start_distributed(api, tmp_path, 10, "--slo-file", str(slo), locust=locust)
+    try:
+        _, err = master.communicate(timeout=90)
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+    (run_dir,) = run_dirs(tmp_path / "results")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(api.stats()["sessions"]) == 5  # one worker's users sent, the other's not
+    (rule,) = summary["thresholds"]["rules"]
+    assert rule["status"] == "pass", rule
+    assert summary["run"]["workload"]["stalled_starts"] == 5, summary["run"]["workload"]
+    warnings = summary["run"]["load_generator"]["warnings"]
+    assert any("5 users waited" in w for w in warnings), warnings
+    assert master.returncode == 4 and summary["verdict"]["outcome"] == "INCONCLUSIVE", err[-2000:]
+    assert any("5 users waited" in r for r in summary["verdict"]["reasons"])
 
 
 def test_workers_stop_soon_after_losing_their_master(

@@ -116,7 +116,12 @@ def test_tally_drain_and_merge_add_up_like_one_process() -> None:
     assert master.acceptable[INFO] == {"404": 2}
     assert master.stale_resends == 8  # each counted once, the second drain of w1 empty
     assert not master.histograms.sparse and w1.histograms.sparse
-    w1.reset_requests()
+    w1.record_failure(SEARCH, 3.0, "HTTP 500")
+    delta = RunTally().merge(w1.drain())
+    assert delta.reasons == {SEARCH: {"HTTP 500": 1}} and not w1.failure_reasons
+    w1.record_failure(SEARCH, 3.0, "HTTP 500")
+    w1.reset_requests()  # Locust reset its statistics: what was not reported yet goes too
+    assert not w1.failure_reasons and not RunTally().merge(w1.drain()).reasons
     w1.reset()
     assert w1.histograms.sparse and w1.failed.sparse and w1.service.sparse  # kept through resets
     hist = master.histograms.get(SEARCH)

@@ -253,3 +253,40 @@ def test_a_windowed_failure_ratio_judges_the_target_too(tmp_path: Path) -> None:
     calm = own_failures(1000, 300)
     v = decide(judged(tmp_path, slo, calm, warnings=[generator_failure_warning(calm) or ""]))
     assert (v.outcome, v.exit_code) == (INCONCLUSIVE, EXIT_INCONCLUSIVE), v.line
+
+
+def test_a_run_that_lost_a_worker_with_users_is_never_a_pass(tmp_path: Path) -> None:
+    """From a lost worker on, the run applied less load than planned: its rules passing
+    prove nothing of the planned load (INCONCLUSIVE, naming the worker); its rules failing
+    still fail, and a worker lost with no user changes nothing."""
+    slo = "[total]\np95_ms = 100\nmax_failure_ratio = 0.01"
+    lost = {"id": "w-1", "at_s": 12.0, "users": 5}
+    s = judged(tmp_path, slo, scope(), warnings=["worker w-1 was lost ..."])
+    s["run"]["workers"] = {"expected": 2, "joined": [], "lost": [lost]}
+    v = decide(s)
+    assert (v.outcome, v.exit_code) == (INCONCLUSIVE, EXIT_INCONCLUSIVE), v.line
+    assert "worker w-1 was lost 12 s into the run with 5 users" in v.line
+    assert "the load applied was less than planned" in v.line
+    s["run"]["workers"]["lost"] = [{**lost, "users": 0}]
+    assert decide(s).outcome == PASSED
+    s["run"]["workers"] = None  # a run without workers
+    assert decide(s).outcome == PASSED
+    broken = judged(tmp_path, slo, scope(requests=1000, failures=100), warnings=["lost"])
+    broken["run"]["workers"] = {"expected": 2, "joined": [], "lost": [lost]}
+    assert decide(broken).outcome == FAILED
+
+
+def test_users_that_waited_too_long_to_start_make_no_pass(tmp_path: Path) -> None:
+    """Users Locust counted that sent nothing for seconds (waiting for the master's data,
+    say): the run applied less load than planned, so passing rules make no PASS."""
+    slo = "[total]\np95_ms = 100\nmax_failure_ratio = 0.01"
+    s = judged(tmp_path, slo, scope())
+    s["run"]["workload"] = {"model": "closed", "users": 10, "stalled_starts": 5}
+    v = decide(s)
+    assert (v.outcome, v.exit_code) == (INCONCLUSIVE, EXIT_INCONCLUSIVE), v.line
+    assert "5 users waited 5 s or more to start sending" in v.line
+    s["run"]["workload"]["stalled_starts"] = 0
+    assert decide(s).outcome == PASSED
+    broken = judged(tmp_path, slo, scope(requests=1000, failures=100))
+    broken["run"]["workload"] = {"model": "closed", "users": 10, "stalled_starts": 5}
+    assert decide(broken).outcome == FAILED

@@ -14,6 +14,9 @@ optimistic than its evidence:
   reached the target: the failure ratios judge the target without them, and the run is never
   a PASS, since the load it applied was less than planned (INCONCLUSIVE at best; so is a run
   in which no request left the generator);
+- a distributed run that lost a worker running users, or a run whose users waited too long to
+  start (``STALLED_START_S``), applied less load than planned: never a PASS either
+  (INCONCLUSIVE, saying which);
 - rules without enough samples, or a run that sent nothing, are INCONCLUSIVE;
 - a pass stays a pass even on an unfit generator (it can only overstate latency);
 - a run stopped by SIGINT or SIGTERM is INTERRUPTED (exit 128 + the signal's number: 130, 143),
@@ -27,7 +30,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from panacea_locust.verdict.health import generator_failures, load_generator_warnings
+from panacea_locust.verdict.health import (
+    STALLED_START_S,
+    generator_failures,
+    load_generator_warnings,
+)
 from panacea_locust.verdict.thresholds import (
     EXIT_THRESHOLDS_FAILED,
     FAIL,
@@ -104,6 +111,29 @@ def _counts(summary: Mapping[str, Any]) -> tuple[int, int]:
     )
 
 
+def lost_users(run: Mapping[str, Any]) -> str | None:
+    """Why the run applied less load than planned, in words: users that waited too long to
+    start (``run.workload.stalled_starts``), workers lost with users (``run.workers.lost``);
+    None when neither happened."""
+    workload = run.get("workload")
+    stalled = workload.get("stalled_starts") if isinstance(workload, Mapping) else None
+    if isinstance(stalled, int) and not isinstance(stalled, bool) and stalled > 0:
+        return f"{stalled} users waited {STALLED_START_S:g} s or more to start sending"
+    workers = run.get("workers")
+    lost = workers.get("lost") if isinstance(workers, Mapping) else None
+    gone = [
+        w for w in lost or []
+        if isinstance(w, Mapping) and isinstance(w.get("users"), int) and w["users"] > 0
+    ]  # fmt: skip
+    if not gone:
+        return None
+    first = gone[0]
+    at = first.get("at_s")
+    when = f" {at:.0f} s into the run" if isinstance(at, (int, float)) else ""
+    more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+    return f"worker {first.get('id')} was lost{when} with {first['users']} users{more}"
+
+
 def decide(summary: Mapping[str, Any]) -> Verdict:
     """The verdict of a results-contract summary (its ``thresholds``, ``run`` and ``total``)."""
     judged = _judge(summary)
@@ -176,6 +206,11 @@ def _judge(summary: Mapping[str, Any]) -> Verdict:
             f"{mine} of {requests} requests failed in the load generator itself and never "
             "reached the target: the load applied was less than planned",
         )  # fmt: skip
+    gone = lost_users(run)
+    if gone:
+        return verdict(
+            INCONCLUSIVE, EXIT_INCONCLUSIVE, f"{gone}: the load applied was less than planned"
+        )
     if short:
         listed = ", ".join(f"{_rule_name(r)} ({evidence(r)})" for r in short[:3])
         more = ", ..." if len(short) > 3 else ""

@@ -35,6 +35,10 @@ LOOP_LAG_MIN_SAMPLES = 100
 #: how a failure reason starts when the request failed in the load generator itself: it could
 #: not open a connection for want of descriptors, ports or memory, so the target never saw it
 GENERATOR_FAILURE = "load generator: "
+#: a user still not sending after this long in its ``on_start`` (waiting for the master's
+#: data, its handshake or a user index, each a matter of milliseconds when all is well) is
+#: stalled: the run offers less load than planned while it waits
+STALLED_START_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,16 @@ def generator_failures(block: Mapping[str, Any]) -> int:
     """Failures of one scope (``summary.json``'s total or an endpoint) that happened in the
     load generator itself (``GENERATOR_FAILURE`` reasons)."""
     return sum(_generator_reasons(block).values())
+
+
+def stalled_start_warning(stalled: int) -> str | None:
+    """The load-generator warning for users that waited too long to start, if any."""
+    if stalled <= 0:
+        return None
+    return (
+        f"{stalled} users waited {STALLED_START_S:g} s or more to start sending (the master's "
+        "data, its handshake or a user index was late): the run offered less load than planned"
+    )
 
 
 def generator_failure_warning(total: Mapping[str, Any]) -> str | None:

@@ -60,6 +60,9 @@ class RunTally:
         self.costly_skipped: Counter[str] = Counter()
         #: requests resent because the target closed a kept-alive connection under them
         self.stale_resends = 0
+        #: users that waited ``STALLED_START_S`` or more in their ``on_start`` (or were
+        #: stopped still waiting): users Locust counts that did not send meanwhile
+        self.stalled_starts = 0
         self.data_sources: dict[str, dict[str, Any]] = {}  # process id -> PoolData.describe()
         #: a local process's timeline: its acceptable responses count in the current interval
         #: too (the request listener records the times); None on workers and masters
@@ -93,6 +96,7 @@ class RunTally:
             "arrivals": self.arrivals.drain() if self.arrivals.has_arrivals else None,
             "costly_skipped": dict(self.costly_skipped),
             "stale_resends": self.stale_resends,
+            "stalled_starts": self.stalled_starts,
             "data_sources": dict(self.data_sources),
         }
         self.users_by_type.clear()
@@ -101,6 +105,7 @@ class RunTally:
         self.sessions.clear()
         self.costly_skipped.clear()
         self.stale_resends = 0
+        self.stalled_starts = 0
         return report
 
     def merge(self, report: dict[str, Any], source: str = "") -> Delta:
@@ -123,6 +128,7 @@ class RunTally:
         self.service.merge_payload(report.get("service") or {})
         self.costly_skipped.update(report.get("costly_skipped") or {})
         self.stale_resends += int(report.get("stale_resends") or 0)
+        self.stalled_starts += int(report.get("stalled_starts") or 0)
         if report.get("arrivals"):
             self.arrivals.merge(report["arrivals"], self._arrival_peaks, source)
         self.data_sources.update(report.get("data_sources", {}))
@@ -134,6 +140,7 @@ class RunTally:
         percentiles then cover the same requests as Locust's counts."""
         self.histograms = HistogramSet(self.sparse)
         self.failed = HistogramSet(self.sparse)
+        self.failure_reasons.clear()
         self.slowest = SlowestRequests()
         self.service = HistogramSet(self.sparse)
         self.arrivals = ArrivalCounts()
