@@ -86,6 +86,7 @@ from panacea_locust.scenarios import (
     scenario_path,
     scenario_slo,
 )
+from panacea_locust.secrets import SCRUBBER
 from panacea_locust.secrets import install as install_scrubbing
 from panacea_locust.shapes import add_shape_arguments, describe_stages, shape_length_s, shape_record
 from panacea_locust.target_guard import TargetRefused, check_target
@@ -1711,8 +1712,9 @@ def _timeline_interval(options: Any) -> str | float:
 
 
 def failure_key(exception: Any) -> str:
-    """A failed request's reason as ``summary.json`` has it (Locust's errors-table key)."""
-    return error_reason(StatsError.parse_error(exception))
+    """A failed request's reason as ``summary.json`` has it (Locust's errors-table key, whose
+    entries are scrubbed of the run's secrets: a target may echo the token into a reason)."""
+    return SCRUBBER.scrub(error_reason(StatsError.parse_error(exception)))
 
 
 def error_reason(error: str) -> str:

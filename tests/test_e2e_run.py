@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -699,6 +699,33 @@ def _start_distributed(
     return master, workers
 
 
+def _finish_distributed(
+    master: subprocess.Popen,
+    workers: list[subprocess.Popen],
+    tmp_path: Path,
+    meanwhile: Callable[[], None] | None = None,
+) -> tuple[str, dict]:
+    """Wait for the master (after ``meanwhile``), kill what is left; its stderr and summary."""
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        _, err = master.communicate(timeout=90)
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+    (run_dir,) = run_dirs(tmp_path / "results")
+    return err, json.loads((run_dir / "summary.json").read_text())
+
+
+def _assert_less_load_than_planned(master: subprocess.Popen, summary: dict, err: str) -> None:
+    """Its one rule passed, yet the run is INCONCLUSIVE (exit 4): less load than planned."""
+    (rule,) = summary["thresholds"]["rules"]
+    assert rule["status"] == "pass", rule
+    assert master.returncode == 4 and summary["verdict"]["outcome"] == "INCONCLUSIVE", err[-2000:]
+    assert any("the load applied was less than planned" in r for r in summary["verdict"]["reasons"])
+
+
 def test_a_lost_worker_is_recorded_with_its_users(api: ReferenceAPIProcess, tmp_path: Path) -> None:
     """The finding: SIGKILL of one of two workers halved the users for the rest of the run,
     and summary.json still said 10 users with nothing about a lost worker. Then: its rules
@@ -706,20 +733,14 @@ def test_a_lost_worker_is_recorded_with_its_users(api: ReferenceAPIProcess, tmp_
     slo = tmp_path / "slo.toml"
     slo.write_text("[total]\nmax_failure_ratio = 0.5\n")  # a healthy API passes it
     master, workers = _start_distributed(api, tmp_path, 14, "--slo-file", str(slo))
-    try:
+
+    def kill_a_worker() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and api.stats()["total"] < 20:
             time.sleep(0.2)
         workers[0].kill()
-        _, err = master.communicate(timeout=90)
-    finally:
-        for p in (master, *workers):
-            if p.poll() is None:
-                p.kill()
-    (run_dir,) = run_dirs(tmp_path / "results")
-    import json
 
-    summary = json.loads((run_dir / "summary.json").read_text())
+    err, summary = _finish_distributed(master, workers, tmp_path, kill_a_worker)
     record = summary["run"]["workers"]
     assert record["expected"] == 2 and len(record["joined"]) == 2, record
     (lost,) = record["lost"]
@@ -727,10 +748,7 @@ def test_a_lost_worker_is_recorded_with_its_users(api: ReferenceAPIProcess, tmp_
     warnings = summary["run"]["load_generator"]["warnings"]
     assert any(f"worker {lost['id']} was lost" in w for w in warnings), warnings
     assert f"worker {lost['id']} was lost" in err
-    (rule,) = summary["thresholds"]["rules"]
-    assert rule["status"] == "pass", rule
-    assert master.returncode == 4 and summary["verdict"]["outcome"] == "INCONCLUSIVE", err[-2000:]
-    assert any("the load applied was less than planned" in r for r in summary["verdict"]["reasons"])
+    _assert_less_load_than_planned(master, summary, err)
 
 
 def test_users_that_never_got_going_make_no_pass(api: ReferenceAPIProcess, tmp_path: Path) -> None:
@@ -743,21 +761,12 @@ def test_users_that_never_got_going_make_no_pass(api: ReferenceAPIProcess, tmp_p
     locust = [sys.executable, "-m", "locust", "-f",
               str(ROOT / "tests" / "locustfiles" / "data_for_one_worker.py")]  # fmt: skip
     master, workers = _start_distributed(api, tmp_path, 10, "--slo-file", str(slo), locust=locust)
-    try:
-        _, err = master.communicate(timeout=90)
-    finally:
-        for p in (master, *workers):
-            if p.poll() is None:
-                p.kill()
-    (run_dir,) = run_dirs(tmp_path / "results")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    err, summary = _finish_distributed(master, workers, tmp_path)
     assert len(api.stats()["sessions"]) == 5  # one worker's users sent, the other's not
-    (rule,) = summary["thresholds"]["rules"]
-    assert rule["status"] == "pass", rule
     assert summary["run"]["workload"]["stalled_starts"] == 5, summary["run"]["workload"]
     warnings = summary["run"]["load_generator"]["warnings"]
     assert any("5 users waited" in w for w in warnings), warnings
-    assert master.returncode == 4 and summary["verdict"]["outcome"] == "INCONCLUSIVE", err[-2000:]
+    _assert_less_load_than_planned(master, summary, err)
     assert any("5 users waited" in r for r in summary["verdict"]["reasons"])
 
 
