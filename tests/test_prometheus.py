@@ -45,7 +45,7 @@ TIMES_MS = (0.4, 3.0, 3.0, 40.0, 700.0, 1200.0, 9000.0, 70000.0)
 FAMILIES = (
     "panacea_requests", "panacea_failures", "panacea_request_duration_seconds", "panacea_users",
     "panacea_slo_rule_passing", "panacea_load_generator_cpu_percent", "panacea_run_info",
-    "panacea_stale_resends",
+    "panacea_stale_resends", "panacea_stalled_starts",
 )  # fmt: skip
 
 
@@ -252,6 +252,9 @@ def test_rules_users_cpu_and_run_info_are_served(
     assert values(families["panacea_stale_resends"]) == {(): 0.0}
     run.context.tally.stale_resends += 2  # what users count (tests/faults/test_stale_connections)
     assert values(scrape(exporter)["panacea_stale_resends"]) == {(): 2.0}
+    assert values(families["panacea_stalled_starts"]) == {(): 0.0}
+    run.context.tally.stalled_starts += 3  # what users count (test_e2e_run: never got going)
+    assert values(scrape(exporter)["panacea_stalled_starts"]) == {(): 3.0}
     info = families["panacea_run_info"].samples
     assert [(i.labels, i.value) for i in info] == [
         ({"label": "locust", "host": "http://127.0.0.1:9", "target_version": ""}, 1.0)

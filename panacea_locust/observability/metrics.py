@@ -115,6 +115,8 @@ class RunSnapshot:
     info: Mapping[str, str] = field(default_factory=dict)
     #: requests resent after the target closed a kept-alive connection under them
     stale_resends: int = 0
+    #: users that waited ``STALLED_START_S`` or more to start sending
+    stalled_starts: int = 0
 
 
 def _names(snapshot: RunSnapshot) -> list[str]:
@@ -192,4 +194,10 @@ def families(snapshot: RunSnapshot) -> list[Metric]:
         "connection under them (its keep-alive timeout); each is one request in the others.",
         value=snapshot.stale_resends,
     )
-    return [requests, failures, durations, users, rules, cpu, info, resent]
+    stalled = CounterMetricFamily(
+        "panacea_stalled_starts",
+        "Users that waited 5 s or more to start sending (the master's data, its handshake or a "
+        "user index was late): counted as running while they sent nothing.",
+        value=snapshot.stalled_starts,
+    )
+    return [requests, failures, durations, users, rules, cpu, info, resent, stalled]

@@ -135,6 +135,7 @@ class RunCollector(Collector):
             answered=run.context.tally.histograms, users=self._users(), rules=rules,
             cpu_percent=self._cpu_percent(), info=info,
             stale_resends=run.context.tally.stale_resends,
+            stalled_starts=run.context.tally.stalled_starts,
         )  # fmt: skip
 
     def _users(self) -> dict[str, int]:
