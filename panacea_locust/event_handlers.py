@@ -97,6 +97,7 @@ from panacea_locust.verdict.health import (
     CpuMeter,
     GeneratorHealth,
     generator_failure_warning,
+    lost_worker_text,
     read_cpu_times,
     stalled_start_warning,
     steal_percent,
@@ -1128,15 +1129,17 @@ class PanaceaRun:
             self.arrivals.close()
 
     def workload(self) -> dict[str, Any]:
-        """``run.workload``: the open model's figures, or the closed model's users. The rates
-        cover the arrivals counted: from the schedule's start (or the last reset of the
-        statistics) to its end (the test stopping), or to now during the run."""
+        """``run.workload``: the open model's figures, or the closed model's users; either
+        with the users stalled at start."""
+        return {**self._model_workload(), "stalled_starts": self.context.tally.stalled_starts}
+
+    def _model_workload(self) -> dict[str, Any]:
+        """The open model's figures, or the closed model's users. The rates cover the
+        arrivals counted: from the schedule's start (or the last reset of the statistics) to
+        its end (the test stopping), or to now during the run."""
         tally, plan = self.context.tally, self.open_plan
         if plan is None:
-            return {
-                "model": "closed", "users": sum(tally.users_by_type.values()),
-                "stalled_starts": tally.stalled_starts,
-            }  # fmt: skip
+            return {"model": "closed", "users": sum(tally.users_by_type.values())}
         started, since = self._schedule_started, self._arrivals_counted_since
         elapsed, target = 0.0, 0.0
         if started:
@@ -1146,9 +1149,7 @@ class PanaceaRun:
                 plan.stages, since - started
             )
             target = due / elapsed if elapsed > 0 else 0.0
-        record = workload_record(tally.arrivals, plan.process, target, elapsed, plan.max_users)
-        record["stalled_starts"] = tally.stalled_starts
-        return record
+        return workload_record(tally.arrivals, plan.process, target, elapsed, plan.max_users)
 
     def _arrival_stage_plan(self) -> list[dict[str, Any]]:
         """The rate stages as ``verdict/stages.py`` plans them, in seconds from the test start."""
@@ -1422,10 +1423,8 @@ class PanaceaRun:
         if late:
             health["warnings"].append(late)
         for worker in self.workers_lost:
-            health["warnings"].append(
-                f"worker {worker['id']} was lost {worker['at_s']:.0f} s into the run with "
-                f"{worker['users']} users: the run went on without them"
-            )
+            text = lost_worker_text(worker["id"], worker["at_s"], worker["users"])
+            health["warnings"].append(f"{text}: the run went on without them")
         run["load_generator"] = health
         histograms = ctx.tally.histograms
         summary = build_summary(

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from panacea_locust.verdict.health import (
-    STALLED_START_S,
     generator_failures,
     load_generator_warnings,
+    lost_worker_text,
+    stalled_starts_text,
 )
 from panacea_locust.verdict.thresholds import (
     EXIT_THRESHOLDS_FAILED,
@@ -111,14 +112,14 @@ def _counts(summary: Mapping[str, Any]) -> tuple[int, int]:
     )
 
 
-def lost_users(run: Mapping[str, Any]) -> str | None:
+def load_shortfall(run: Mapping[str, Any]) -> str | None:
     """Why the run applied less load than planned, in words: users that waited too long to
     start (``run.workload.stalled_starts``), workers lost with users (``run.workers.lost``);
     None when neither happened."""
     workload = run.get("workload")
     stalled = workload.get("stalled_starts") if isinstance(workload, Mapping) else None
     if isinstance(stalled, int) and not isinstance(stalled, bool) and stalled > 0:
-        return f"{stalled} users waited {STALLED_START_S:g} s or more to start sending"
+        return stalled_starts_text(stalled)
     workers = run.get("workers")
     lost = workers.get("lost") if isinstance(workers, Mapping) else None
     gone = [
@@ -128,10 +129,8 @@ def lost_users(run: Mapping[str, Any]) -> str | None:
     if not gone:
         return None
     first = gone[0]
-    at = first.get("at_s")
-    when = f" {at:.0f} s into the run" if isinstance(at, (int, float)) else ""
     more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
-    return f"worker {first.get('id')} was lost{when} with {first['users']} users{more}"
+    return lost_worker_text(first.get("id"), first.get("at_s"), first["users"]) + more
 
 
 def decide(summary: Mapping[str, Any]) -> Verdict:
@@ -206,7 +205,7 @@ def _judge(summary: Mapping[str, Any]) -> Verdict:
             f"{mine} of {requests} requests failed in the load generator itself and never "
             "reached the target: the load applied was less than planned",
         )  # fmt: skip
-    gone = lost_users(run)
+    gone = load_shortfall(run)
     if gone:
         return verdict(
             INCONCLUSIVE, EXIT_INCONCLUSIVE, f"{gone}: the load applied was less than planned"

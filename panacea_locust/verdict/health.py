@@ -198,13 +198,25 @@ def generator_failures(block: Mapping[str, Any]) -> int:
     return sum(_generator_reasons(block).values())
 
 
+def stalled_starts_text(stalled: int) -> str:
+    """``5 users waited 5 s or more to start sending``: the warning's and the verdict's words."""
+    return f"{stalled} users waited {STALLED_START_S:g} s or more to start sending"
+
+
+def lost_worker_text(worker_id: object, at_s: object, users: object) -> str:
+    """``worker w-1 was lost 12 s into the run with 5 users``: the warning's and the verdict's
+    words (``at_s`` left out when it is no number)."""
+    when = f" {at_s:.0f} s into the run" if isinstance(at_s, (int, float)) else ""
+    return f"worker {worker_id} was lost{when} with {users} users"
+
+
 def stalled_start_warning(stalled: int) -> str | None:
     """The load-generator warning for users that waited too long to start, if any."""
     if stalled <= 0:
         return None
     return (
-        f"{stalled} users waited {STALLED_START_S:g} s or more to start sending (the master's "
-        "data, its handshake or a user index was late): the run offered less load than planned"
+        f"{stalled_starts_text(stalled)} (the master's data, its handshake or a user index was "
+        "late): the run offered less load than planned"
     )
 
 

@@ -266,9 +266,7 @@ def stage_summary(spans: Sequence[Span], endpoint_order: Sequence[str] = ()) -> 
         for name in answered:
             if name != TOTAL and answered[name].count:
                 merged.setdefault(name, SparseHistogram()).merge(_sparse(answered[name]))
-        for name, n in counts.failures.items():
-            if n:
-                failures[name] = failures.get(name, 0) + n
+        _add(failures, counts.failures)
         for into, source in ((acceptable, counts.acceptable), (reasons, counts.reasons)):
             for name, counted in source.items():
                 _add(into.setdefault(name, {}), counted)
